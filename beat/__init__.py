@@ -1,0 +1,1 @@
+"""The orchestrator: Celery beat with a MongoDB-backed schedule."""

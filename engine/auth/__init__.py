@@ -1,0 +1,1 @@
+"""Authentication: tokens of platform admins, workspace admins, customers and console users."""

@@ -1,0 +1,1 @@
+"""Development only: the embedded servers and `make run`. Never imported in production."""

@@ -1,0 +1,97 @@
+"""Run the API under gunicorn, configured from the engine's Config.
+
+What maps to what (see docs/operations.md):
+- KEEPALIVE_TIMEOUT_MS -> gunicorn `keepalive` (seconds, rounded up): how long an idle keep-alive
+  connection is held. Set it above the load balancer's idle timeout.
+- HEADERS_TIMEOUT_MS -> no gunicorn equivalent: gunicorn has no header-read timeout
+  (gunicorn#2652). A buffering proxy in front (nginx `client_header_timeout`, an ALB) provides it.
+  We use it as the bound of gunicorn's `timeout` (worker liveness) so a slow client cannot make
+  the arbiter kill a worker sooner than the headers timeout would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+
+from gunicorn.app.base import BaseApplication
+
+from engine.config import Config
+from engine.store.mongo import connect_mongo, ensure_indexes
+
+log = logging.getLogger(__name__)
+
+API_THREADS_PER_WORKER = 16
+"""Threads per gunicorn worker (gthread): an action run may wait for its result."""
+DEFAULT_API_WORKERS = 2
+"""gunicorn workers when WEB_CONCURRENCY is not set."""
+GRACEFUL_TIMEOUT_SECONDS = 30
+MIN_WORKER_TIMEOUT_SECONDS = 120
+
+
+def prepare_multiprocess_dir() -> str:
+    """A fresh PROMETHEUS_MULTIPROC_DIR: wiped at start so dead workers' files do not linger."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(tempfile.gettempdir(), f"engine-prom-{os.getpid()}")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+def _child_exit(server, worker) -> None:  # noqa: ARG001 - gunicorn's hook signature
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class ApiServer(BaseApplication):
+    """gunicorn with our settings; the Flask app is built in each worker after fork."""
+
+    def __init__(self, config: Config):
+        self.engine_config = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        config = self.engine_config
+        settings = {
+            "bind": f"0.0.0.0:{config.port}",
+            "workers": int(os.environ.get("WEB_CONCURRENCY", DEFAULT_API_WORKERS)),
+            "worker_class": "gthread",
+            "threads": API_THREADS_PER_WORKER,
+            "keepalive": config.keepalive_timeout_seconds,
+            "timeout": max(MIN_WORKER_TIMEOUT_SECONDS, math.ceil(config.headers_timeout_ms / 1000)),
+            "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+            "child_exit": _child_exit,
+            "accesslog": "-" if config.debug_all else None,
+            "loglevel": "debug" if config.debug_all else "info",
+            "proc_name": "engine-api",
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from engine.app import create_app
+
+        return create_app(self.engine_config)
+
+
+def run_api(config: Config) -> None:
+    """Serve the API until stopped (call prepare_stores first)."""
+    prepare_multiprocess_dir()
+    ApiServer(config).run()
+
+
+def prepare_stores(config: Config) -> None:
+    """Idempotent start-up work: indexes, and buckets outside production. Closes its clients."""
+    client = connect_mongo(config.mongo_uri, app_name="engine-setup")
+    try:
+        ensure_indexes(client[config.database_name])
+    finally:
+        client.close()
+    if not config.is_production:
+        from engine.store.blobs import BlobStore
+
+        BlobStore.from_config(config).ensure_buckets()

@@ -1,0 +1,42 @@
+"""The explicit dependencies of a process: configuration and clients, built once, passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from engine.config import Config
+from engine.store.blobs import BlobStore
+from engine.store.cache import connect_redis
+from engine.store.mongo import connect_mongo
+
+
+@dataclass
+class Services:
+    """Configuration and clients. Clients connect lazily, so building this does no I/O."""
+
+    config: Config
+    mongo: MongoClient
+    db: Database
+    redis: redis.Redis
+    blobs: BlobStore
+
+    @classmethod
+    def from_config(cls, config: Config, *, app_name: str = "integration-engine") -> Services:
+        """Build clients for MONGO_URI, REDIS_URI and the S3 buckets."""
+        mongo = connect_mongo(config.mongo_uri, app_name=app_name)
+        return cls(
+            config=config,
+            mongo=mongo,
+            db=mongo[config.database_name],
+            redis=connect_redis(config),
+            blobs=BlobStore.from_config(config),
+        )
+
+    def close(self) -> None:
+        """Close the clients' pools."""
+        self.mongo.close()
+        self.redis.close()

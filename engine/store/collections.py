@@ -1,0 +1,1 @@
+"""Imports every store module so that their indexes are registered."""

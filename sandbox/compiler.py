@@ -1,0 +1,138 @@
+"""Compiling custom code with RestrictedPython and building the namespace it runs in."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any
+
+from RestrictedPython import compile_restricted_exec
+from RestrictedPython.Guards import safe_builtins
+
+from sandbox.errors import ErrorType
+from sandbox.policy import (
+    ForbiddenError,
+    guarded_apply,
+    guarded_delattr,
+    guarded_getattr,
+    guarded_getitem,
+    guarded_getiter,
+    guarded_import,
+    guarded_inplacevar,
+    guarded_iter_unpack_sequence,
+    guarded_setattr,
+    guarded_unpack_sequence,
+    guarded_write,
+    safe_getattr_builtin,
+    safe_hasattr,
+)
+
+CODE_FILENAME = "<custom code>"
+"""Frames of user code carry this filename; error line numbers are taken from them."""
+MAX_SOURCE_BYTES = 1024 * 1024
+"""Bigger sources are refused before parsing (a parser bomb must not cost the job its time)."""
+
+_EXTRA_BUILTINS = ["list", "dict", "tuple", "set", "frozenset", "sorted", "reversed", "zip", "enumerate",
+                   "map", "filter", "sum", "min", "max", "any", "all", "iter", "next", "bytes",
+                   "bytearray", "format", "ascii", "bin", "NotImplemented", "StopAsyncIteration",
+                   "RecursionError", "TimeoutError", "ConnectionError", "ExceptionGroup",
+                   "BaseExceptionGroup"]
+"""Added to RestrictedPython's safe_builtins. Its docs warn that sorted/zip/tuple... iterate in C,
+bypassing `_getiter_`; that matters only for guards that protect containers, which ours do not."""
+
+REFUSED_BUILTINS = ["open", "eval", "exec", "compile", "globals", "locals", "vars", "dir", "type",
+                    "input", "breakpoint", "help", "memoryview", "object", "super", "classmethod",
+                    "staticmethod", "property", "exit", "quit", "id"]
+"""Present as stubs raising ForbiddenError, so the user reads "open() is forbidden", not a NameError.
+`type` is refused because type(name, bases, dict) builds classes with dunder methods; `id` leaks
+addresses."""
+
+_LINE = re.compile(r"Line (\d+)")
+
+
+@dataclass(frozen=True)
+class CompileFailure(Exception):
+    """The code was refused before running."""
+
+    type: ErrorType
+    message: str
+    line: int | None
+
+
+def compile_source(source: str) -> CodeType:
+    """Compile user source with RestrictedPython, or raise CompileFailure (syntax_error or forbidden)."""
+    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        raise CompileFailure(ErrorType.INVALID_REQUEST, f"code is larger than {MAX_SOURCE_BYTES} bytes", None)
+    try:
+        # Parse first ourselves: a real SyntaxError keeps its line and message apart from policy errors.
+        tree = ast.parse(source, CODE_FILENAME, "exec")
+    except SyntaxError as error:
+        raise CompileFailure(ErrorType.SYNTAX_ERROR, f"{error.msg}", error.lineno)
+    except (RecursionError, MemoryError, ValueError) as error:
+        raise CompileFailure(ErrorType.SYNTAX_ERROR, f"code cannot be parsed: {error}", None)
+    try:
+        result = compile_restricted_exec(tree, CODE_FILENAME)
+    except RecursionError:
+        raise CompileFailure(ErrorType.SYNTAX_ERROR, "code is nested too deeply", None)
+    if result.errors:
+        first = result.errors[0]
+        match = _LINE.search(first)
+        message = _LINE.sub("", first, count=1).lstrip(": ").strip()
+        raise CompileFailure(ErrorType.FORBIDDEN, message, int(match.group(1)) if match else None)
+    assert result.code is not None
+    return result.code
+
+
+def _refused(name: str):
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ForbiddenError(f"{name}() is forbidden in custom code")
+    refuse.__name__ = name
+    return refuse
+
+
+def make_builtins() -> dict[str, Any]:
+    """The `__builtins__` of custom code: an explicit allow-list, never the real builtins module."""
+    names = dict(safe_builtins)
+    for name in _EXTRA_BUILTINS:
+        names[name] = getattr(builtins, name)
+    for name in REFUSED_BUILTINS:
+        names[name] = _refused(name)
+    names.update({
+        "__import__": guarded_import,
+        "getattr": safe_getattr_builtin,
+        "hasattr": safe_hasattr,
+        "setattr": guarded_setattr,
+        "delattr": guarded_delattr,
+    })
+    names.pop("_getattr_", None)  # safe_builtins carries its own; ours goes into the globals
+    return names
+
+
+BUILTINS = make_builtins()
+
+
+def make_globals(print_factory: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A fresh module namespace for one job, with every guard RestrictedPython calls.
+
+    `print_factory` is the `_print_` class (see sandbox.executor.LogCollector).
+    """
+    namespace: dict[str, Any] = {
+        "__builtins__": BUILTINS,
+        "__name__": "custom_code",
+        "__metaclass__": type,
+        "_getattr_": guarded_getattr,
+        "_getitem_": guarded_getitem,
+        "_getiter_": guarded_getiter,
+        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+        "_unpack_sequence_": guarded_unpack_sequence,
+        "_write_": guarded_write,
+        "_inplacevar_": guarded_inplacevar,
+        "_apply_": guarded_apply,
+        "_print_": print_factory,
+    }
+    if extra:
+        namespace.update(extra)
+    return namespace

@@ -1,0 +1,1 @@
+"""Celery: the app, the `instant` and `queued` queues, and worker start-up."""

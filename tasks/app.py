@@ -1,0 +1,58 @@
+"""The Celery application. Created without I/O; `configure_celery` points it at the broker.
+
+Only JSON crosses the queue. Workers hold no message beyond the one they run (no prefetch,
+late ack), so a worker that dies loses at most the message it was running, which MongoDB can
+rebuild (domain.md §10).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from engine.config import Config
+
+INSTANT_QUEUE = "instant"
+"""Short jobs: run action, test connection."""
+QUEUED_QUEUE = "queued"
+"""Long jobs: flow runs, event pulls, external events, syncs."""
+
+BROKER_VISIBILITY_TIMEOUT_SECONDS = 3 * 3600
+"""Redelivery of an unacked message; above the longest task (MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS)."""
+
+TASK_MODULES = ["tasks.builtin"]
+"""Modules whose tasks every process registers (so producers and workers agree on names)."""
+
+celery_app = Celery("engine", set_as_current=True)
+
+
+def configure_celery(app: Celery, config: Config) -> Celery:
+    """Apply the engine's settings to the Celery app."""
+    app.conf.update(
+        broker_url=config.broker_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": max(BROKER_VISIBILITY_TIMEOUT_SECONDS, config.max_queued_tasks_process_time_seconds * 2),
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+            "health_check_interval": 15,
+        },
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_default_queue=INSTANT_QUEUE,
+        task_routes={"instant.*": {"queue": INSTANT_QUEUE}, "queued.*": {"queue": QUEUED_QUEUE}},
+        worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
+        worker_concurrency=1,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+        timezone="UTC",
+        imports=TASK_MODULES,
+    )
+    app.engine_config = config  # type: ignore[attr-defined]
+    return app
