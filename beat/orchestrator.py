@@ -17,7 +17,12 @@ def run_orchestrator(config: Config) -> None:
     """Run beat until stopped."""
     configure_celery(celery_app, config)
     services = Services.from_config(config, app_name="engine-orchestrator")
-    checker = HealthChecker(services, Mode.ORCHESTRATOR.value)
+    from tasks.runtime import use_services
+
+    use_services(services)
+    holder: dict = {}
+    checker = HealthChecker(services, Mode.ORCHESTRATOR.value,
+                            details=lambda: {"active": bool(holder.get("beat") and _active(holder["beat"]))})
 
     def health() -> tuple[int, dict]:
         report = checker.report()
@@ -25,8 +30,16 @@ def run_orchestrator(config: Config) -> None:
 
     start_health_server(config.port, {"/": json_route(health)})
     log.info("starting orchestrator")
-    celery_app.Beat(
+    beat = celery_app.Beat(
         scheduler="beat.scheduler:EngineScheduler",
         loglevel="DEBUG" if config.debug_all else "INFO",
-        max_interval=1.0,
-    ).run()
+        max_interval=2.0,
+    )
+    holder["beat"] = beat
+    beat.run()
+
+
+def _active(beat) -> bool:
+    service = getattr(beat, "service", None)
+    scheduler = getattr(service, "_scheduler", None) if service else None
+    return bool(scheduler is not None and scheduler.orchestrator.is_active)

@@ -27,10 +27,16 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     app.extensions["engine.services"] = services
     app.extensions["engine.health"] = HealthChecker(services, Mode.API.value)
 
-    from engine.api import health, metrics
+    from engine.api import metrics
+    from engine.discovery import submodules
 
-    app.register_blueprint(health.blueprint)
     metrics.init_metrics(app)
+    # Each module of engine.api that defines `blueprint` is one resource; it registers itself.
+    for module in submodules("engine.api", skip=frozenset({"metrics"})):
+        if hasattr(module, "blueprint"):
+            app.register_blueprint(module.blueprint)
+        if hasattr(module, "init_app"):
+            module.init_app(app)
     _register_error_handlers(app)
     return app
 

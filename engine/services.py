@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
+from redis.cluster import RedisCluster
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -21,7 +22,7 @@ class Services:
     config: Config
     mongo: MongoClient
     db: Database
-    redis: redis.Redis
+    redis: redis.Redis | RedisCluster
     blobs: BlobStore
 
     @classmethod

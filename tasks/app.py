@@ -19,8 +19,18 @@ QUEUED_QUEUE = "queued"
 BROKER_VISIBILITY_TIMEOUT_SECONDS = 3 * 3600
 """Redelivery of an unacked message; above the longest task (MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS)."""
 
-TASK_MODULES = ["tasks.builtin"]
-"""Modules whose tasks every process registers (so producers and workers agree on names)."""
+NOT_TASK_MODULES = frozenset({"app", "worker", "runtime"})
+"""Modules of the tasks package that define no tasks; every other one is imported by every process."""
+
+
+def task_modules() -> list[str]:
+    """Every tasks.* module that defines tasks (so producers and workers agree on names)."""
+    import pkgutil
+
+    import tasks
+
+    return sorted(f"tasks.{info.name}" for info in pkgutil.iter_modules(tasks.__path__)
+                  if info.name not in NOT_TASK_MODULES)
 
 celery_app = Celery("engine", set_as_current=True)
 
@@ -52,7 +62,8 @@ def configure_celery(app: Celery, config: Config) -> Celery:
         worker_send_task_events=False,
         enable_utc=True,
         timezone="UTC",
-        imports=TASK_MODULES,
+        imports=task_modules(),
     )
+    app.loader.import_default_modules()
     app.engine_config = config  # type: ignore[attr-defined]
     return app

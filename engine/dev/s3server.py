@@ -11,6 +11,7 @@ import argparse
 import io
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from werkzeug.serving import run_simple
@@ -96,7 +97,7 @@ def main() -> None:
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    app = DomainDispatcherApplication(create_backend_app)
+    app: Any = DomainDispatcherApplication(create_backend_app)
     if args.data_dir:
         args.data_dir.mkdir(parents=True, exist_ok=True)
         _replay(args.data_dir)

@@ -83,7 +83,7 @@ def run_dev_stack(data_dir: str | Path = ".data", procfile: str | Path = PROCFIL
         for name, process in parse_procfile(Path(procfile).read_text()).processes.items():
             manager.add_process(name, process, env={**env, "PORT": str(DEV_PORTS.get(name, 5100))})
         if (Path("demoapp") / "__main__.py").exists():
-            manager.add_process("demoapp", f"python -m demoapp --port {DEV_DEMOAPP_PORT} --data-file {data / 'demoapp.json'}",
+            manager.add_process("demoapp", f"python -m demoapp --port {DEV_DEMOAPP_PORT} --state-file {data / 'demoapp.json'}",
                                 env=env)
         print(_banner(env, servers), flush=True)
         manager.loop()

@@ -1,0 +1,10 @@
+"""Identifiers: short, unique, sortable by creation time, with a prefix naming the kind."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+
+
+def new_id(prefix: str) -> str:
+    """A new id such as `run_65f1c0...` (an ObjectId: time-ordered, unique across processes)."""
+    return f"{prefix}_{ObjectId()}"
