@@ -17,29 +17,25 @@ def run_orchestrator(config: Config) -> None:
     """Run beat until stopped."""
     configure_celery(celery_app, config)
     services = Services.from_config(config, app_name="engine-orchestrator")
+    from beat.scheduler import Orchestrator
     from tasks.runtime import use_services
 
     use_services(services)
-    holder: dict = {}
-    checker = HealthChecker(services, Mode.ORCHESTRATOR.value,
-                            details=lambda: {"active": bool(holder.get("beat") and _active(holder["beat"]))})
+    orchestrator = Orchestrator(services)
+    celery_app.engine_orchestrator = orchestrator  # type: ignore[attr-defined]
+    checker = HealthChecker(services, Mode.ORCHESTRATOR.value, details=lambda: {"active": orchestrator.is_active})
 
     def health() -> tuple[int, dict]:
         report = checker.report()
         return report.status_code, report.to_document()
 
     start_health_server(config.port, {"/": json_route(health)})
-    log.info("starting orchestrator")
-    beat = celery_app.Beat(
-        scheduler="beat.scheduler:EngineScheduler",
-        loglevel="DEBUG" if config.debug_all else "INFO",
-        max_interval=2.0,
-    )
-    holder["beat"] = beat
-    beat.run()
-
-
-def _active(beat) -> bool:
-    service = getattr(beat, "service", None)
-    scheduler = getattr(service, "_scheduler", None) if service else None
-    return bool(scheduler is not None and scheduler.orchestrator.is_active)
+    log.info("starting orchestrator %s", orchestrator.owner)
+    try:
+        celery_app.Beat(
+            scheduler="beat.scheduler:EngineScheduler",
+            loglevel="DEBUG" if config.debug_all else "INFO",
+            max_interval=2.0,
+        ).run()
+    finally:
+        orchestrator.stop()

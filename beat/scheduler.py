@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from celery.beat import Scheduler
 
 from beat.duties import Duty, all_duties
-from beat.leader import LEASE_COLLECTION, Lease, LeaderLease
+from beat.leader import LEASE_COLLECTION, LeaderLease, Lease
 from engine.services import Services
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,13 @@ class EngineScheduler(Scheduler):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from tasks.runtime import services
+        # run_orchestrator builds the Orchestrator (its health endpoint reads it); beat only drives it.
+        orchestrator = getattr(self.app, "engine_orchestrator", None)
+        if orchestrator is None:
+            from tasks.runtime import services
 
-        self.orchestrator = Orchestrator(services())
+            orchestrator = Orchestrator(services())
+        self.orchestrator = orchestrator
 
     def setup_schedule(self) -> None:
         self.merge_inplace({})

@@ -13,21 +13,20 @@ import secrets
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import Flask, Response, g, jsonify, redirect, request
+from flask import Flask, Response, g, jsonify, request
 
+from demoapp.admin import register_admin
+from demoapp.oauth import register_oauth
 from demoapp.state import CONTACT_FIELDS, DemoState, parse_timestamp
 from demoapp.webhooks import EVENT_TYPES, Dispatcher
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-MAX_SEED_COUNT = 200_000
-AUTHORIZATION_CODE_TTL_SECONDS = 600
 _OPEN_PREFIXES = ("/oauth/", "/_admin/")
 
 
-def _error(status: int, error: str, message: str, field: str | None = None, **headers: str) -> Response:
+def error_response(status: int, error: str, message: str, field: str | None = None, **headers: str) -> Response:
     body: dict[str, Any] = {"error": error, "message": message}
     if field:
         body["field"] = field
@@ -51,17 +50,17 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 
 def _check_contact_fields(body: Any, *, creating: bool) -> tuple[dict[str, Any] | None, Response | None]:
     if not isinstance(body, dict):
-        return None, _error(400, "bad_request", "the body must be a JSON object")
+        return None, error_response(400, "bad_request", "the body must be a JSON object")
     unknown = sorted(set(body) - set(CONTACT_FIELDS))
     if unknown:
-        return None, _error(422, "validation_error", f"unknown field {unknown[0]!r}", unknown[0])
+        return None, error_response(422, "validation_error", f"unknown field {unknown[0]!r}", unknown[0])
     for name, value in body.items():
         if value is not None and not isinstance(value, str):
-            return None, _error(422, "validation_error", f"{name} must be a string", name)
+            return None, error_response(422, "validation_error", f"{name} must be a string", name)
     if creating and not body.get("email"):
-        return None, _error(422, "validation_error", "email is required", "email")
+        return None, error_response(422, "validation_error", "email is required", "email")
     if "email" in body and (not isinstance(body["email"], str) or "@" not in body["email"]):
-        return None, _error(422, "validation_error", "email is not an email address", "email")
+        return None, error_response(422, "validation_error", "email is not an email address", "email")
     return body, None
 
 
@@ -118,13 +117,13 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
                 state.stats["faults500"] += 1
             retry_after = state.retry_after_seconds
         if forced == 429:
-            return _error(429, "rate_limited", "slow down", **{"Retry-After": str(retry_after)})
+            return error_response(429, "rate_limited", "slow down", **{"Retry-After": str(retry_after)})
         if forced:
-            return _error(forced, "server_error", "the demo app failed (injected fault)")
+            return error_response(forced, "server_error", "the demo app failed (injected fault)")
         g.auth_method = authenticate()
         if g.auth_method is None:
             expired = g.get("token_expired")
-            return _error(401, "invalid_token" if expired else "unauthorized",
+            return error_response(401, "invalid_token" if expired else "unauthorized",
                           "the access token expired" if expired else "missing or invalid credentials",
                           **{"WWW-Authenticate": 'Bearer error="invalid_token"' if expired else "Bearer"})
         return None
@@ -150,18 +149,18 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
             if not 1 <= limit <= MAX_PAGE_SIZE:
                 raise ValueError
         except ValueError:
-            return _error(400, "bad_request", f"limit must be an integer in 1..{MAX_PAGE_SIZE}", "limit")
+            return error_response(400, "bad_request", f"limit must be an integer in 1..{MAX_PAGE_SIZE}", "limit")
         since = request.args.get("updated_since")
         after = None
         try:
             since = parse_timestamp(since) if since else None
         except ValueError:
-            return _error(400, "bad_request", "updated_since must be an ISO 8601 timestamp", "updated_since")
+            return error_response(400, "bad_request", "updated_since must be an ISO 8601 timestamp", "updated_since")
         if request.args.get("cursor"):
             try:
                 after = _decode_cursor(request.args["cursor"])
             except (ValueError, binascii.Error, UnicodeDecodeError):
-                return _error(400, "bad_request", "invalid cursor", "cursor")
+                return error_response(400, "bad_request", "invalid cursor", "cursor")
         include_deleted = request.args.get("include_deleted", "false").lower() in ("1", "true", "yes")
         items, next_key = state.list_contacts(limit=limit, after=after, updated_since=since,
                                               include_deleted=include_deleted)
@@ -179,7 +178,7 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
     @app.get("/contacts/<contact_id>")
     def get_contact(contact_id: str) -> Any:
         record = state.get_contact(contact_id)
-        return record if record else _error(404, "not_found", f"no contact {contact_id}")
+        return record if record else error_response(404, "not_found", f"no contact {contact_id}")
 
     @app.patch("/contacts/<contact_id>")
     def update_contact(contact_id: str) -> Any:
@@ -188,7 +187,7 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
             return problem
         record = state.update_contact(contact_id, fields or {})
         if record is None:
-            return _error(404, "not_found", f"no contact {contact_id}")
+            return error_response(404, "not_found", f"no contact {contact_id}")
         dispatcher.publish("contact.updated", record)
         return record
 
@@ -196,7 +195,7 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
     def delete_contact(contact_id: str) -> Any:
         tombstone = state.delete_contact(contact_id)
         if tombstone is None:
-            return _error(404, "not_found", f"no contact {contact_id}")
+            return error_response(404, "not_found", f"no contact {contact_id}")
         dispatcher.publish("contact.deleted", tombstone)
         return "", 204
 
@@ -205,10 +204,10 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
         body = request.get_json(silent=True) or {}
         url, events = body.get("url"), body.get("events", ["*"])
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            return _error(422, "validation_error", "url must be an http(s) URL", "url")
+            return error_response(422, "validation_error", "url must be an http(s) URL", "url")
         if not isinstance(events, list) or not all(e in (*EVENT_TYPES, "*") for e in events):
-            return _error(422, "validation_error", f"events must be a list of {list(EVENT_TYPES)} or '*'", "events")
-        subscription = {"id": uuid.uuid4().hex[:12], "url": url, "events": events,
+            return error_response(422, "validation_error", f"events must be a list of {list(EVENT_TYPES)} or '*'", "events")
+        subscription: dict[str, Any] = {"id": uuid.uuid4().hex[:12], "url": url, "events": events,
                         "secret": secrets.token_hex(16)}
         with state.lock:
             state.webhooks[subscription["id"]] = subscription
@@ -223,16 +222,9 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
     def unsubscribe(webhook_id: str) -> Any:
         with state.lock:
             removed = state.webhooks.pop(webhook_id, None)
-        return ("", 204) if removed else _error(404, "not_found", f"no webhook {webhook_id}")
-
-    from demoapp.admin import register_admin
-    from demoapp.oauth import register_oauth
+        return ("", 204) if removed else error_response(404, "not_found", f"no webhook {webhook_id}")
 
     register_oauth(app, state)
     register_admin(app, state, dispatcher)
     return app
 
-
-def redirect_with(uri: str, **query: str) -> Response:
-    """A 302 to `uri` with query parameters added."""
-    return redirect(f"{uri}{'&' if '?' in uri else '?'}{urlencode(query)}", code=302)

@@ -99,7 +99,7 @@ class DemoState:
         with self.lock:
             self.sequence += 1
             now = self.tick()
-            record = {"id": f"c{self.sequence:07d}", **{k: fields.get(k) for k in CONTACT_FIELDS},
+            record: dict[str, Any] = {"id": f"c{self.sequence:07d}", **{k: fields.get(k) for k in CONTACT_FIELDS},
                       "created_at": now, "updated_at": now}
             self.contacts[record["id"]] = record
             self._place(record, None)

@@ -10,21 +10,23 @@ from types import CodeType
 from typing import Any
 
 from RestrictedPython import compile_restricted_exec
-from RestrictedPython.Guards import safe_builtins
+from RestrictedPython.Guards import (
+    guarded_delattr,
+    guarded_iter_unpack_sequence,
+    guarded_setattr,
+    guarded_unpack_sequence,
+    safe_builtins,
+)
 
 from sandbox.errors import ErrorType
 from sandbox.policy import (
     ForbiddenError,
     guarded_apply,
-    guarded_delattr,
     guarded_getattr,
     guarded_getitem,
     guarded_getiter,
     guarded_import,
     guarded_inplacevar,
-    guarded_iter_unpack_sequence,
-    guarded_setattr,
-    guarded_unpack_sequence,
     guarded_write,
     safe_getattr_builtin,
     safe_hasattr,
@@ -50,6 +52,7 @@ REFUSED_BUILTINS = ["open", "eval", "exec", "compile", "globals", "locals", "var
 `type` is refused because type(name, bases, dict) builds classes with dunder methods; `id` leaks
 addresses."""
 
+MAX_REPORTED_ERRORS = 5
 _LINE = re.compile(r"Line (\d+)")
 
 
@@ -78,10 +81,10 @@ def compile_source(source: str) -> CodeType:
     except RecursionError:
         raise CompileFailure(ErrorType.SYNTAX_ERROR, "code is nested too deeply", None)
     if result.errors:
-        first = result.errors[0]
-        match = _LINE.search(first)
-        message = _LINE.sub("", first, count=1).lstrip(": ").strip()
-        raise CompileFailure(ErrorType.FORBIDDEN, message, int(match.group(1)) if match else None)
+        match = _LINE.search(result.errors[0])
+        # Every refusal, not only the first: "gi_frame" hides behind "f_globals" in a frame walk.
+        messages = [_LINE.sub("", error, count=1).lstrip(": ").strip() for error in result.errors[:MAX_REPORTED_ERRORS]]
+        raise CompileFailure(ErrorType.FORBIDDEN, "; ".join(messages), int(match.group(1)) if match else None)
     assert result.code is not None
     return result.code
 

@@ -27,13 +27,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from RestrictedPython.Guards import (
-    full_write_guard,
-    guarded_delattr,
-    guarded_iter_unpack_sequence,
-    guarded_setattr,
-    guarded_unpack_sequence,
-)
+from RestrictedPython.Guards import full_write_guard
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 

@@ -18,6 +18,10 @@ MAX_FRAME_BYTES = 256 * 1024 * 1024
 
 JOB = b"J"
 """server -> zygote: header {id, code, limits, ...} \\n input JSON."""
+JOB_COMPILED = b"K"
+"""zygote -> child: 4-byte length, marshalled code from the cache, then a JOB body."""
+COMPILED = b"C"
+"""child -> zygote, always the first frame: marshalled code for the cache, or empty."""
 RESULT = b"R"
 """child -> zygote: meta JSON \\n result JSON; zygote -> server: header \\n (child's body)."""
 HTTP = b"H"
@@ -36,6 +40,17 @@ def pack(kind: bytes, body: bytes) -> bytes:
 def join(header: dict[str, Any], payload: bytes = b"") -> bytes:
     """A body made of a JSON header and a raw payload."""
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + payload
+
+
+def prefix(blob: bytes, body: bytes) -> bytes:
+    """`blob` length-prefixed in front of `body`."""
+    return HEADER.pack(len(blob)) + blob + body
+
+
+def unprefix(body: bytes) -> tuple[bytes, bytes]:
+    """The inverse of prefix()."""
+    (size,) = HEADER.unpack_from(body)
+    return body[HEADER.size:HEADER.size + size], body[HEADER.size + size:]
 
 
 def split(body: bytes) -> tuple[dict[str, Any], bytes]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox import protocol, proxy
-from sandbox.errors import ErrorType, RunnerBusy, RunnerUnavailable
+from sandbox.errors import RunnerBusy, RunnerUnavailable
 from sandbox.models import HttpContext
 from sandbox.settings import RunnerSettings
 
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 ZYGOTE_START_TIMEOUT_SECONDS = 30.0
 RESULT_GRACE_SECONDS = 5.0
 """Beyond a job's own timeout, how long a handler waits for the zygote's verdict before giving up."""
+MAX_IDLE_PROCESSES = 8
+"""Job processes the zygote keeps forked and confined ahead of demand (at most one per job space)."""
 ZYGOTE_ENVIRONMENT_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH")
 """The only variables the zygote (and thus any job) starts with: no secret is ever inherited."""
 
@@ -47,8 +49,14 @@ class JobRequest:
     entrypoint: str = "run"
 
 
-class _ZygoteDied(Exception):
-    pass
+@dataclass(frozen=True)
+class JobAnswer:
+    """The JSON body of a job's answer, with what metrics need to know about it."""
+
+    body: bytes
+    status: str
+    error_type: str | None
+    duration_ms: float
 
 
 class Zygote:
@@ -73,7 +81,8 @@ class Zygote:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         self._process = subprocess.Popen(
             [sys.executable, "-m", "sandbox.zygote", "--fd", str(theirs.fileno()),
-             "--isolate-network", "1" if self.settings.isolate_network else "0"],
+             "--isolate-network", "1" if self.settings.isolate_network else "0",
+             "--idle", str(min(MAX_IDLE_PROCESSES, self.settings.job_spaces))],
             pass_fds=[theirs.fileno()], env=env, close_fds=True, start_new_session=True)
         theirs.close()
         ours.settimeout(ZYGOTE_START_TIMEOUT_SECONDS)
@@ -176,7 +185,7 @@ class JobRunner:
     def stop(self) -> None:
         self.zygote.stop()
 
-    def run(self, job: JobRequest) -> bytes:
+    def run(self, job: JobRequest) -> JobAnswer:
         """Run one job; returns the JSON answer body. Raises RunnerBusy or RunnerUnavailable."""
         if not self._spaces.acquire(timeout=self.settings.queue_wait_seconds):
             raise RunnerBusy(f"all {self.settings.job_spaces} job spaces stayed busy for "
@@ -190,7 +199,7 @@ class JobRunner:
                 self._busy -= 1
             self._spaces.release()
 
-    def _run(self, job: JobRequest) -> bytes:
+    def _run(self, job: JobRequest) -> JobAnswer:
         job_id = f"{os.getpid()}-{next(self._ids)}"
         header = {"id": job_id, "code": job.code, "entrypoint": job.entrypoint,
                   "connection": job.connection, "http": job.http is not None,
@@ -216,7 +225,7 @@ class JobRunner:
             self.zygote.forget(job_id)
 
 
-def _answer(reply: dict[str, Any], payload: bytes) -> bytes:
+def _answer(reply: dict[str, Any], payload: bytes) -> JobAnswer:
     """The JSON answer of a job, splicing the result bytes in without parsing them again."""
     document: dict[str, Any] = {"status": "failed", "error": None, "logs": "",
                                 "duration_ms": reply.get("duration_ms", 0.0),
@@ -229,19 +238,11 @@ def _answer(reply: dict[str, Any], payload: bytes) -> bytes:
         document["status"] = meta["status"]
         document["error"] = meta.get("error")
         document["logs"] = meta.get("logs", "")
+        document["peak_memory_mb"] = meta.get("peak_memory_mb", 0.0)
         if meta["status"] == "completed":
             result = result_bytes or b"null"
     rest = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-    return b'{"result":' + result + b"," + rest[1:]
-
-
-def job_error_type(answer: bytes) -> str | None:
-    """The error type in an answer built by _answer (for metrics), without parsing the result."""
-    marker = answer.rfind(b'"error":{"type":"')
-    if marker < 0:
-        return None
-    start = marker + len(b'"error":{"type":"')
-    return answer[start:answer.find(b'"', start)].decode()
-
-
-__all__ = ["JobRequest", "JobRunner", "ErrorType"]
+    error = document["error"]
+    return JobAnswer(body=b'{"result":' + result + b"," + rest[1:], status=document["status"],
+                     error_type=error["type"] if error else None,
+                     duration_ms=float(document["duration_ms"]))

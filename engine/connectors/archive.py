@@ -77,7 +77,9 @@ def _check_name(info: zipfile.ZipInfo) -> str:
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise _invalid("symbolic links are not allowed", field=name)
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    # Many tools leave the file-type bits at 0 (Python's writestr does): only a set, non-regular
+    # type (a device, a FIFO ...) is refused.
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
         raise _invalid("only regular files and folders are allowed", field=name)
     if info.flag_bits & 0x1:
         raise _invalid("encrypted entries are not allowed", field=name)

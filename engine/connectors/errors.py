@@ -6,6 +6,8 @@ the API maps them to an HTTP status and a stable `type` without knowing this pac
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from engine.errors import BadRequest, EngineError, UpstreamError, ValidationFailed
 
 
@@ -57,7 +59,7 @@ class AppError(UpstreamError):
     type = "app_error"
 
     def __init__(self, app_status: int, message: str | None = None, body_excerpt: str = "", **extra: object):
-        super().__init__(message, appStatus=app_status, appBody=body_excerpt, **extra)
+        super().__init__(message, appStatus=app_status, appBody=body_excerpt, **cast(dict[str, Any], extra))
         self.app_status = app_status
         self.body_excerpt = body_excerpt
 

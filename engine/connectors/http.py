@@ -29,7 +29,7 @@ from engine.connectors.errors import (
 )
 from engine.connectors.redact import Redactor, excerpt
 from engine.connectors.spec import AuthType, ConnectorSpec, OperationKind, OperationSpec, PaginationType
-from engine.connectors.templates import compile_template, render_tree
+from engine.connectors.templates import compile_template, render_tree, stringify
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -200,6 +200,8 @@ def _send(spec: ConnectorSpec, op: OperationSpec, input: Mapping[str, Any], cred
     next_url = cursor if pagination and pagination.type is PaginationType.NEXT_URL else None
     url = _build_url(spec, op, context, next_url)
     query: dict[str, Any] = {} if next_url else render_tree(dict(op.query), context)
+    # JSON spelling for booleans: requests would send True as "True".
+    query = {k: stringify(v) if isinstance(v, bool | dict | list) else v for k, v in query.items()}
     if cursor and pagination and pagination.type is PaginationType.CURSOR:
         query[str(pagination.cursor_param)] = cursor
     elif cursor and pagination and pagination.type is PaginationType.PAGE:

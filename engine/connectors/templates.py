@@ -88,7 +88,7 @@ class Expression:
     filters: tuple[_Filter, ...]
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
-        value: Any = context.get(self.path[0], _MISSING)
+        value: Any = context.get(str(self.path[0]), _MISSING)
         for step in self.path[1:]:
             value = _step(value, step)
         for f in self.filters:
@@ -201,7 +201,7 @@ def _parse_expression(source: str) -> Expression:
             kind, value = next(stream, ("", ""))
         filters.append(_Filter(name, args))
     if kind:
-        raise TemplateError(f"unexpected {value!r} in {{{{{source}}}}}")
+        raise TemplateError(f"unexpected {value or '('!r} in {{{{{source}}}}}")
     return Expression(source, tuple(path), tuple(filters))
 
 
