@@ -50,9 +50,8 @@ class ScheduleReport:
 def _previous_run_active(services: Services, run_id: str | None) -> bool:
     if not run_id:
         return False
-    from engine.jobs.service import get_job
-
     from engine.errors import NotFound
+    from engine.jobs.service import get_job
 
     try:
         return str(get_job(services, run_id).state) in ACTIVE_RUN_STATES

@@ -120,9 +120,9 @@ def cmd_token(args: argparse.Namespace) -> None:
             sys.exit(EXIT_CONFIG_ERROR)
         print(mint_platform_admin_token(secret, ttl_seconds=args.ttl))
         return
-    from engine.auth.cli import mint_for_workspace
+    from engine.auth.cli import dev_environ, mint_for_workspace
 
-    config = _load_or_exit({**environ, "IS_API": "1"}, require_mode=False)
+    config = _load_or_exit({**dev_environ(), **environ, "IS_API": "1"}, require_mode=False)
     print(mint_for_workspace(config, args.workspace, customer_id=args.customer, ttl_seconds=args.ttl))
 
 

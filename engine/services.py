@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
-from redis.cluster import RedisCluster
 from pymongo import MongoClient
 from pymongo.database import Database
+from redis.cluster import RedisCluster
 
 from engine.config import Config
 from engine.store.blobs import BlobStore

@@ -146,14 +146,15 @@ def wait_for_status(proc: EngineProcess, status: int, timeout_seconds: float) ->
     raise AssertionError(f"GET / never answered {status} (last: {last}):\n{proc.logs()[-3000:]}")
 
 
-def wait_for_body(proc: EngineProcess, predicate, timeout_seconds: float) -> dict:
-    """The first health body that satisfies predicate; fails the test otherwise."""
+def wait_for_body(proc: EngineProcess, predicate, timeout_seconds: float, *, status: int | None = None) -> dict:
+    """The first health body that satisfies predicate (and has `status`, if given); fails otherwise."""
     started = time.monotonic()
     body: dict = {}
     while time.monotonic() - started < timeout_seconds:
         try:
-            body = proc.health().json()
-            if predicate(body):
+            response = proc.health()
+            body = response.json()
+            if predicate(body) and (status is None or response.status_code == status):
                 return body
         except requests.RequestException:
             pass

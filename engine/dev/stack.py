@@ -66,7 +66,6 @@ def run_dev_stack(data_dir: str | Path = ".data", procfile: str | Path = PROCFIL
     from honcho.manager import Manager
     from honcho.printer import Printer
 
-    from engine.auth.tokens import mint_platform_admin_token
 
     data = Path(data_dir).resolve()
     logs = data / "logs"

@@ -1,0 +1,176 @@
+"""POST /actions/{key}/run of a no-op action, beside raw Celery's round trip on the same Redis.
+
+    .venv/bin/python -m bench.bench_actions [--quick]
+
+Starts the servers, one API process and one then two instant workers (`python -m engine run`).
+The action is a `transform` (no app call), so what is measured is the engine's own path: auth,
+input check, run record in MongoDB, the Celery message, the worker's claim/finish writes, the
+Redis completion signal and the API's answer. The baseline, in the same run against the same
+Redis and workers: send the `instant.signal` task (it only LPUSHes a key) and BLPOP that key.
+
+Figures: round-trip p50 and p99 (sequential requests) and throughput (CONCURRENCY clients).
+Targets (issue 3): throughput >= half raw Celery's; p50 overhead < 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import requests
+
+from bench.common import Stack, describe_machine, median, percentile, row, start_engine
+
+CONCURRENCY = 8
+"""Concurrent clients in the throughput measurement."""
+SEQUENTIAL_QUICK, SEQUENTIAL_FULL = 60, 300
+THROUGHPUT_SECONDS_QUICK, THROUGHPUT_SECONDS_FULL = 3.0, 10.0
+WARMUP_REQUESTS = 10
+SIGNAL_WAIT_SECONDS = 30
+
+
+def _setup(api_url: str, env: dict[str, str]) -> str:
+    """Workspace, demo connector, integration and the no-op action; returns a customer token."""
+    from engine.auth.tokens import mint_platform_admin_token, mint_workspace_token
+    from examples.connectors.build import build_demo_connector_zip
+
+    admin = {"Authorization": "Bearer " + mint_platform_admin_token(env["SECRET"])}
+    workspace = requests.post(api_url + "/workspaces", json={"key": "bench"}, headers=admin, timeout=30).json()
+    ws_admin = {"Authorization": "Bearer " + mint_workspace_token("bench", workspace["secret"])}
+    response = requests.post(api_url + "/connectors", headers=ws_admin, timeout=30,
+                             files={"file": ("demo.zip", build_demo_connector_zip())})
+    response.raise_for_status()
+    requests.post(api_url + "/integrations", json={"key": "demo", "connectorKey": "demo"}, headers=ws_admin,
+                  timeout=30).raise_for_status()
+    requests.post(api_url + "/actions", headers=ws_admin, timeout=30, json={
+        "key": "noop", "integrationKey": "demo", "operation": {"type": "transform", "output": {"ok": True}}},
+    ).raise_for_status()
+    customer = mint_workspace_token("bench", workspace["secret"], customer_id="bench-customer")
+    # A connected customer, as in real use (the no-op never calls the app, so no app is running).
+    requests.post(api_url + "/connections", headers={"Authorization": "Bearer " + customer}, timeout=30, json={
+        "integrationKey": "demo", "credentials": {"baseUrl": "http://127.0.0.1:9", "apiKey": "unused"}},
+    ).raise_for_status()
+    return customer
+
+
+def _action_call(api_url: str, token: str) -> Callable[[requests.Session], None]:
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    body = json.dumps({"input": {}})
+
+    def call(session: requests.Session) -> None:
+        response = session.post(api_url + "/actions/noop/run", data=body, headers=headers, timeout=30)
+        if response.status_code != 200:
+            raise RuntimeError(f"run answered {response.status_code}: {response.text[:300]}")
+
+    return call
+
+
+def _celery_call(env: dict[str, str]) -> Callable[[requests.Session], None]:
+    import redis
+
+    from engine.config import load_config
+    from tasks.app import celery_app, configure_celery
+
+    configure_celery(celery_app, load_config({**env, "IS_API": "1"}))
+    local = threading.local()
+
+    def call(_session: requests.Session) -> None:
+        client = getattr(local, "redis", None)
+        if client is None:
+            client = local.redis = redis.Redis.from_url(env["REDIS_URI"])
+        key = f"bench-signal:{uuid.uuid4().hex}"
+        celery_app.send_task("instant.signal", args=[key])
+        if client.blpop([key], timeout=SIGNAL_WAIT_SECONDS) is None:
+            raise RuntimeError("raw Celery round trip timed out")
+
+    return call
+
+
+def _latencies(call, count: int) -> list[float]:
+    with requests.Session() as session:
+        for _ in range(WARMUP_REQUESTS):
+            call(session)
+        samples = []
+        for _ in range(count):
+            started = time.perf_counter()
+            call(session)
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def _throughput(call, seconds: float) -> float:
+    done = [0] * CONCURRENCY
+    errors: list[BaseException] = []
+    deadline = time.perf_counter() + seconds
+
+    def client(index: int) -> None:
+        with requests.Session() as session:
+            try:
+                while time.perf_counter() < deadline:
+                    call(session)
+                    done[index] += 1
+            except BaseException as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CONCURRENCY)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"throughput run failed: {errors[0]}")
+    return sum(done) / (time.perf_counter() - started)
+
+
+def run(quick: bool) -> list[dict]:
+    """Measure with 1 and 2 instant workers; return the result rows."""
+    count = SEQUENTIAL_QUICK if quick else SEQUENTIAL_FULL
+    seconds = THROUGHPUT_SECONDS_QUICK if quick else THROUGHPUT_SECONDS_FULL
+    rows: list[dict] = []
+    with Stack() as stack:
+        env = stack.engine_env("actions")
+        api = start_engine({**env, "IS_API": "1"})
+        api.wait_healthy()
+        workers = [start_engine({**env, "IS_API": "0", "IS_INSTANT_TASKS_WORKER": "1"})]
+        workers[0].wait_healthy()
+        token = _setup(api.url, env)
+        action, raw = _action_call(api.url, token), _celery_call(env)
+        for worker_count in (1, 2):
+            if worker_count == 2:
+                workers.append(start_engine({**env, "IS_API": "0", "IS_INSTANT_TASKS_WORKER": "1"}))
+                workers[1].wait_healthy()
+            action_ms, raw_ms = _latencies(action, count), _latencies(raw, count)
+            action_rps, raw_rps = _throughput(action, seconds), _throughput(raw, seconds)
+            name = f"actions run ({worker_count} instant worker{'s' if worker_count > 1 else ''})"
+            a50, r50 = median(action_ms), median(raw_ms)
+            rows += [
+                row(f"{name}: round trip p50", a50, "ms", r50, "raw Celery p50",
+                    f"overhead {a50 - r50:.1f} ms (target < 10 ms); {count} sequential requests"),
+                row(f"{name}: round trip p99", percentile(action_ms, 0.99), "ms", percentile(raw_ms, 0.99),
+                    "raw Celery p99"),
+                row(f"{name}: throughput", action_rps, "runs/s", raw_rps, "raw Celery tasks/s",
+                    f"{CONCURRENCY} clients for {seconds:.0f} s; target ratio >= 0.5"),
+            ]
+        for process in (*workers, api):
+            process.stop()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_actions", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    print(describe_machine())
+    for result in run(args.quick):
+        print(f"{result['benchmark']:<62} {result['figure']:>9} {result['unit']:<7} "
+              f"baseline {result['baseline']:>9} ({result['baseline_name']}) ratio {result['ratio']}  {result['notes']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Domain services: the rules of the engine, between the API views/tasks and the stores."""

@@ -1,0 +1,179 @@
+"""Fair dispatch: jobs wait in MongoDB (a per-lane backlog); a message goes to Celery only when
+the job may start now within its limits, at most one per free worker slot, rotating over lanes.
+
+A lane is the backlog of one connection (connection work) or one customer. A job starts only if
+it takes every slot it needs, each a conditional `$addToSet` on a `job_slots` document (see
+engine/store/jobs.py), in this order:
+
+- `global`: the live queued workers (heartbeats) - so Redis never holds more than one message
+  per free worker, and a Redis loss strands nothing MongoDB cannot rebuild;
+- with ENABLE_LIMITS: `conn:<id>` (parallelFlowRunsPerConnection), `cus:<id>`
+  (parallelBackgroundJobsPerCustomer), `wsflow:<id>` (parallelFlowRuns) or `wspull:<id>`
+  (parallelEventPulls).
+
+Lanes are served round robin from the lane after the last one served (a pointer in Redis), one
+job per lane per pass, so a customer with 100,000 queued runs delays another's single run by at
+most one freed slot. A slot holder is `<job id>/<dispatch token>/<epoch seconds>`: the token
+makes a stale message harmless (the worker's claim requires it), the time lets the reconciler
+drop holders a crashed dispatcher left behind.
+
+Dispatch runs after each enqueue, after each job finishes, and on the reconciler's tick; any
+number of processes may run it at once (the conditional updates are the arbiters).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.jobs.channel import send_execute
+from engine.jobs.model import FLOW_CLASS, PULL_CLASS, Job, JobState, limit_class
+from engine.limits.service import limits_for
+from engine.services import Services
+from engine.store import jobs as store
+from engine.store.job_backlog import Backlog
+
+log = logging.getLogger(__name__)
+
+GLOBAL_SLOT = "global"
+MAX_LANES_PER_DISPATCH = 500
+"""Lanes looked at by one dispatch call at most (blocked lanes cost a few fast updates each)."""
+LANE_BATCH = 50
+STALE_HEADS_PER_LANE = 20
+"""Lane entries whose job is no longer waiting (stopped, duplicates after a rebuild) dropped per visit."""
+REBUILD_LOCK_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class SlotClaim:
+    key: str
+    limit: int
+
+
+def slot_claims(services: Services, job: Job, workers: int) -> list[SlotClaim]:
+    """The slots `job` needs to start now, global first."""
+    claims = [SlotClaim(GLOBAL_SLOT, workers)]
+    if not services.config.enable_limits:
+        return claims
+    limits = limits_for(services, job.workspace_id, job.customer_id)
+    kind_class = limit_class(job.kind)
+    if kind_class == FLOW_CLASS and job.connection_id:
+        claims.append(SlotClaim(f"conn:{job.connection_id}", limits["parallelFlowRunsPerConnection"]))
+    claims.append(SlotClaim(f"cus:{job.customer_id}", limits["parallelBackgroundJobsPerCustomer"]))
+    if kind_class == FLOW_CLASS:
+        claims.append(SlotClaim(f"wsflow:{job.workspace_id}", limits["parallelFlowRuns"]))
+    elif kind_class == PULL_CLASS:
+        claims.append(SlotClaim(f"wspull:{job.workspace_id}", limits["parallelEventPulls"]))
+    return claims
+
+
+def holder_of(job_id: str, token: str) -> str:
+    return f"{job_id}/{token}/{int(time.time())}"
+
+
+def release(services: Services, job_document: dict) -> None:
+    """Give back every slot the job's current dispatch holds (idempotent)."""
+    holder = job_document.get("slotHolder")
+    if holder:
+        store.release_slots(services.db, job_document.get("slots") or [], holder)
+
+
+def release_job(services: Services, job: Job) -> None:
+    """Give back the slots of the dispatch this job was claimed with (idempotent)."""
+    if job.slot_holder:
+        store.release_slots(services.db, list(job.slots), job.slot_holder)
+
+
+def ensure_built(services: Services, backlog: Backlog) -> bool:
+    """Rebuild the lanes from MongoDB if Redis lost them (FLUSHALL, restart). True if rebuilt."""
+    if backlog.is_built():
+        return False
+    if not backlog.try_rebuild_lock(REBUILD_LOCK_SECONDS):
+        return False
+    try:
+        entries = store.queued_undispatched_ids(services.db)
+        if entries:
+            backlog.push_many(entries)
+        backlog.mark_built()
+        log.info("job lanes rebuilt from MongoDB: %d queued jobs", len(entries))
+        return True
+    finally:
+        backlog.release_rebuild_lock()
+
+
+_SENT, _EMPTY, _BLOCKED, _FULL = "sent", "empty", "blocked", "full"
+
+
+def _try_lane(services: Services, backlog: Backlog, lane: str, workers: int) -> str:
+    for _ in range(STALE_HEADS_PER_LANE):
+        job_id = backlog.head(lane)
+        if job_id is None:
+            return _EMPTY
+        document = store.find(services.db, job_id)
+        if document is None or document["state"] != JobState.QUEUED or document.get("dispatchedAt") is not None:
+            backlog.pop_if_head(lane, job_id)
+            continue
+        job = Job.from_document(document)
+        token = uuid.uuid4().hex
+        holder = holder_of(job.id, token)
+        taken: list[str] = []
+        for claim in slot_claims(services, job, workers):
+            if not store.take_slot(services.db, claim.key, holder, claim.limit):
+                store.release_slots(services.db, taken, holder)
+                return _FULL if claim.key == GLOBAL_SLOT else _BLOCKED
+            taken.append(claim.key)
+        now = datetime.now(UTC)
+        if not store.update_if(services.db, job.id, {"state": JobState.QUEUED.value, "dispatchedAt": None},
+                               {"$set": {"dispatchedAt": now, "dispatchToken": token, "slots": taken,
+                                         "slotHolder": holder}}):
+            # Another dispatcher (or a stop) got there first.
+            store.release_slots(services.db, taken, holder)
+            backlog.pop_if_head(lane, job_id)
+            continue
+        backlog.pop_if_head(lane, job_id)
+        send_execute(services.config, job.id, token)
+        return _SENT
+    return _BLOCKED
+
+
+def dispatch(services: Services, *, max_messages: int | None = None) -> int:
+    """Send messages for jobs that may start now, fairly; returns how many were sent."""
+    backlog = Backlog(services.redis)
+    ensure_built(services, backlog)
+    workers = backlog.live_workers()
+    if workers <= 0:
+        return 0
+    sent = 0
+    after = backlog.rotation()
+    looked = 0
+    # An upper bound of the free worker slots (other dispatchers may take some: take_slot decides).
+    free = workers - len(store.slot_holders(services.db, GLOBAL_SLOT))
+    while looked < MAX_LANES_PER_DISPATCH and free > 0:
+        pass_sent = 0
+        seen: set[str] = set()
+        cursor = after
+        while looked < MAX_LANES_PER_DISPATCH:
+            lanes = [lane for lane in backlog.lanes_after(cursor, LANE_BATCH) if lane not in seen]
+            if not lanes:
+                break
+            for lane in lanes:
+                seen.add(lane)
+                looked += 1
+                cursor = lane
+                outcome = _try_lane(services, backlog, lane, workers)
+                if outcome == _SENT:
+                    sent += 1
+                    pass_sent += 1
+                    free -= 1
+                    after = lane
+                    backlog.set_rotation(lane)
+                    if free <= 0 or (max_messages is not None and sent >= max_messages):
+                        return sent
+                elif outcome == _FULL:
+                    return sent
+        if pass_sent == 0:
+            break
+    return sent

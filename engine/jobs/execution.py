@@ -1,0 +1,194 @@
+"""Running one job in a queued worker: claim, lease renewal, cooperative stop, and the time and
+memory limits (MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS, MAX_QUEUED_TASKS_MEMORY_MB).
+
+The claim is a conditional update (queued + this dispatch's token -> running, lease owner and
+expiry, attempts + 1): two workers never run the same job at once. While the handler runs, a
+watchdog thread renews the lease every LEASE_RENEW_SECONDS (reading stopRequested at the same
+time), and checks wall time and the process's RSS every WATCHDOG_TICK_SECONDS. On a breach it
+records the failure first (so the reason is kept) and then ends the process (`os._exit`): the
+prefork pool starts a fresh child, Celery requeues the message (reject on worker lost), and the
+next claim of that message finds the job finished and only acks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psutil
+
+from engine.jobs import dispatch as dispatcher
+from engine.jobs.model import Job, JobState
+from engine.jobs.registry import JobContext, UnknownJobKind, handler_for
+from engine.services import Services
+from engine.store import jobs as store
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 15.0
+"""A running job's lease; the reconciler requeues a job whose lease is older (its worker died)."""
+LEASE_RENEW_SECONDS = 1.0
+"""How often the lease is extended and stopRequested re-read (so a stop is seen within this)."""
+WATCHDOG_TICK_SECONDS = 0.2
+STOP_GRACE_SECONDS = 5.0
+"""After a stop is seen, the handler has this long to return before its process is ended."""
+EXIT_CODE_LIMIT = 70
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def error_of(exc: BaseException) -> dict[str, str]:
+    """The job's error for an exception: its `type` attribute (else class name) and message."""
+    kind = getattr(exc, "type", None)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return {"type": kind if isinstance(kind, str) and kind else type(exc).__name__, "message": str(message)}
+
+
+def claim(services: Services, job_id: str, token: str, worker_id: str) -> Job | None:
+    """Take the job for this worker if this dispatch is current and the job still queued."""
+    now = _now()
+    if not store.update_if(services.db, job_id, {"state": JobState.QUEUED.value, "dispatchToken": token},
+                           {"$set": {"state": JobState.RUNNING.value, "leaseOwner": worker_id,
+                                     "leaseExpiresAt": now + timedelta(seconds=LEASE_SECONDS),
+                                     "startedAt": now},
+                            "$inc": {"attempts": 1}}):
+        return None
+    document = store.find(services.db, job_id)
+    store.release_queue_places(services.db, [document.get("lane", ""), store.workspace_queue(document["workspaceId"])])
+    return Job.from_document(document)
+
+
+def finish(services: Services, job: Job, worker_id: str, state: JobState, *, result: Any = None,
+           error: dict | None = None) -> bool:
+    """Record the outcome if this worker still holds the job; release its slots. True if recorded."""
+    if not store.update_if(services.db, job.id, {"state": JobState.RUNNING.value, "leaseOwner": worker_id},
+                           {"$set": {"state": state.value, "result": result, "error": error,
+                                     "finishedAt": _now(), "leaseOwner": None, "leaseExpiresAt": None}}):
+        return False
+    # `job` was read after the claim: its slots are those of the dispatch it was claimed with.
+    dispatcher.release_job(services, job)
+    return True
+
+
+class Watchdog(threading.Thread):
+    """Renews the lease, relays stop requests, and enforces the time and memory limits."""
+
+    def __init__(self, services: Services, job: Job, ctx: JobContext, worker_id: str, *,
+                 max_seconds: float, max_memory_mb: float, exit_process: Callable[[int], None]):
+        super().__init__(name=f"watchdog-{job.id}", daemon=True)
+        self.services, self.job, self.ctx, self.worker_id = services, job, ctx, worker_id
+        self.max_seconds, self.max_memory_mb = max_seconds, max_memory_mb
+        self.exit_process = exit_process
+        self.done = threading.Event()
+        self.started_at = time.monotonic()
+        self.stop_seen_at: float | None = None
+        self.process = psutil.Process()
+
+    def rss_mb(self) -> float:
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total / (1024 * 1024)
+
+    def _end(self, state: JobState, error: dict | None) -> None:
+        if self.done.is_set():
+            return
+        if finish(self.services, self.job, self.worker_id, state, error=error):
+            log.warning("job %s: %s; ending this worker process", self.job.id, error or state.value)
+            try:
+                dispatcher.dispatch(self.services)
+            finally:
+                self.exit_process(EXIT_CODE_LIMIT)
+
+    def run(self) -> None:
+        last_renewal = time.monotonic()
+        while not self.done.wait(WATCHDOG_TICK_SECONDS):
+            now = time.monotonic()
+            elapsed = now - self.started_at
+            if elapsed > self.max_seconds:
+                self._end(JobState.FAILED, {"type": "time_limit", "message":
+                          f"the job ran longer than {self.max_seconds:g} s (MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS)"})
+                return
+            rss = self.rss_mb()
+            if rss > self.max_memory_mb:
+                self._end(JobState.FAILED, {"type": "memory_limit", "message":
+                          f"the job used {rss:.0f} MB, above {self.max_memory_mb:g} MB (MAX_QUEUED_TASKS_MEMORY_MB)"})
+                return
+            if now - last_renewal >= LEASE_RENEW_SECONDS:
+                last_renewal = now
+                if not self._renew():
+                    return
+            if self.stop_seen_at is not None and now - self.stop_seen_at > STOP_GRACE_SECONDS:
+                self._end(JobState.STOPPED, None)
+                return
+
+    def _renew(self) -> bool:
+        try:
+            renewed = store.update_if(self.services.db, self.job.id,
+                                      {"state": JobState.RUNNING.value, "leaseOwner": self.worker_id},
+                                      {"$set": {"leaseExpiresAt": _now() + timedelta(seconds=LEASE_SECONDS)}})
+            if not renewed:
+                if self.done.is_set():
+                    return False
+                # The job is no longer ours (the reconciler requeued it after a long pause): never
+                # let two workers run it at once.
+                log.error("job %s: lease lost; ending this worker process", self.job.id)
+                self.exit_process(EXIT_CODE_LIMIT)
+                return False
+            document = store.find(self.services.db, self.job.id) or {}
+            if document.get("stopRequested") and self.stop_seen_at is None:
+                self.stop_seen_at = time.monotonic()
+                self.ctx.request_stop()
+        except Exception as error:  # noqa: BLE001 - a store hiccup: try again next tick; the lease has slack
+            log.warning("job %s: lease renewal failed: %s", self.job.id, error)
+        return True
+
+
+def execute(services: Services, job_id: str, token: str, worker_id: str, *,
+            exit_process: Callable[[int], None] = os._exit) -> str:
+    """Run one dispatched job to its end in this process. Returns the outcome (state or 'skipped')."""
+    job = claim(services, job_id, token, worker_id)
+    if job is None:
+        return "skipped"
+    try:
+        return _run_claimed(services, job, worker_id, exit_process)
+    finally:
+        dispatcher.dispatch(services)
+
+
+def _run_claimed(services: Services, job: Job, worker_id: str, exit_process: Callable[[int], None]) -> str:
+    ctx = JobContext(services, job)
+    if job.stop_requested:
+        finish(services, job, worker_id, JobState.STOPPED)
+        return JobState.STOPPED.value
+    try:
+        handler = handler_for(job.kind)
+    except UnknownJobKind as error:
+        finish(services, job, worker_id, JobState.FAILED, error={"type": "unknown_kind", "message": str(error)})
+        return JobState.FAILED.value
+    config = services.config
+    watchdog = Watchdog(services, job, ctx, worker_id, max_seconds=config.max_queued_tasks_process_time_seconds,
+                        max_memory_mb=config.max_queued_tasks_memory_mb, exit_process=exit_process)
+    watchdog.start()
+    state, result, error = JobState.COMPLETED, None, None
+    try:
+        result = handler(job, ctx)
+        if ctx.should_stop():
+            state = JobState.STOPPED
+    except Exception as exc:  # noqa: BLE001 - any handler failure is the job's failure
+        state, error = JobState.FAILED, error_of(exc)
+        log.info("job %s failed: %s", job.id, error)
+    finally:
+        watchdog.done.set()
+    finish(services, job, worker_id, state, result=result, error=error)
+    return state.value

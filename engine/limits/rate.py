@@ -1,0 +1,77 @@
+"""API rate limits shared by every API process: a token bucket per workspace and per customer,
+kept in Redis and updated by one Lua script that reads the server's clock (`TIME`), so API
+processes on machines with skewed clocks still agree. Redis losing the buckets only refills them.
+
+Also the instant-queue safety limit (instantTasksQueueSize).
+"""
+
+from __future__ import annotations
+
+from engine.auth.principal import Principal, Role
+from engine.errors import TooManyRequests
+from engine.limits.service import limits_for
+from engine.services import Services
+
+BUCKET_TTL_MS = 10_000
+"""An idle bucket is forgotten after this (a full bucket is the same as none)."""
+
+# KEYS[1] bucket; ARGV[1] rate per second (also the burst). Returns 0 if allowed, else the ms to wait.
+_TAKE = """
+local rate = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1])
+local at = tonumber(state[2])
+if tokens == nil then tokens = rate; at = now end
+tokens = math.min(rate, tokens + (now - at) * rate / 1000)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return wait
+"""
+def _take(services: Services, key: str, rate: int) -> int:
+    client = services.redis
+    script = getattr(client, "_engine_rate_script", None)
+    if script is None:
+        script = client.register_script(_TAKE)
+        client._engine_rate_script = script  # type: ignore[union-attr]  # one per client, loaded once
+    return int(script(keys=[key], args=[rate, BUCKET_TTL_MS]))
+
+
+def check_rate_limit(services: Services, principal: Principal) -> None:
+    """429 with Retry-After if the principal's workspace or customer is over its API rate limit."""
+    if not services.config.enable_limits or principal.role is Role.PLATFORM_ADMIN or not principal.workspace_id:
+        return
+    limits = limits_for(services, principal.workspace_id, principal.customer_id)
+    wait_ms = _take(services, f"{{rl}}:ws:{principal.workspace_id}", limits["apiRequestsPerSecond"])
+    if wait_ms:
+        raise TooManyRequests(f"workspace {principal.workspace_key} is over apiRequestsPerSecond "
+                              f"({limits['apiRequestsPerSecond']})", retry_after_seconds=wait_ms / 1000,
+                              field="apiRequestsPerSecond")
+    if principal.role is Role.CUSTOMER and principal.customer_id:
+        rate = limits["apiRequestsPerCustomerPerSecond"]
+        wait_ms = _take(services, f"{{rl}}:cus:{principal.customer_id}", rate)
+        if wait_ms:
+            raise TooManyRequests(f"customer {principal.customer_internal_id} is over apiRequestsPerCustomerPerSecond "
+                                  f"({rate})", retry_after_seconds=wait_ms / 1000,
+                                  field="apiRequestsPerCustomerPerSecond")
+
+
+INSTANT_RUNS_COLLECTION = "action_runs"
+
+
+def instant_counts(services: Services) -> tuple[int, int]:
+    """(waiting, active) instant tasks, from the action-run records (MongoDB, shared by all replicas)."""
+    collection = services.db[INSTANT_RUNS_COLLECTION]
+    return collection.count_documents({"state": "queued"}), collection.count_documents({"state": "running"})
+
+
+def check_instant_queue_size(services: Services, workspace_id: str | None = None) -> None:
+    """429 if instantTasksQueueSize instant tasks already wait (a safety limit: always on)."""
+    limit = limits_for(services, workspace_id or "")["instantTasksQueueSize"]
+    waiting = services.db[INSTANT_RUNS_COLLECTION].count_documents({"state": "queued"}, limit=limit)
+    if waiting >= limit:
+        raise TooManyRequests(f"{waiting} instant tasks are already waiting (instantTasksQueueSize {limit})",
+                              retry_after_seconds=2.0, field="instantTasksQueueSize")

@@ -1,0 +1,83 @@
+"""The `action_runs` collection: one document per run of an action; its log record.
+
+Also the completion signal on Redis (`action-run:{id}:done`): a list the worker pushes to when a
+run ends and the API blocks on. Redis may lose it; MongoDB keeps the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.database import Database
+
+from engine.store.mongo import register_indexes
+
+COLLECTION = "action_runs"
+DONE_SIGNAL_TTL_SECONDS = 120
+"""How long an unread completion signal stays in Redis."""
+MAX_BLOCK_SECONDS = 1.0
+"""One BLPOP blocks at most this long (below the client's socket timeout); MongoDB is read in between."""
+
+register_indexes(COLLECTION, [
+    IndexModel([("workspaceId", ASCENDING), ("customerId", ASCENDING)], name="workspace_customer"),
+    IndexModel([("workspaceId", ASCENDING)], name="workspace"),
+    IndexModel([("state", ASCENDING), ("createdAt", ASCENDING)], name="state_created"),
+])
+
+
+def insert(db: Database, document: dict[str, Any]) -> None:
+    db[COLLECTION].insert_one(document)
+
+
+def find_by_id(db: Database, run_id: str) -> dict[str, Any] | None:
+    return db[COLLECTION].find_one({"_id": run_id})
+
+
+def claim(db: Database, run_id: str, states: list[str], max_attempts: int, fields: dict[str, Any]) -> bool:
+    """Set fields and count an attempt if the run is in one of states with attempts left."""
+    result = db[COLLECTION].update_one(
+        {"_id": run_id, "state": {"$in": states}, "attempts": {"$lt": max_attempts}},
+        {"$set": fields, "$inc": {"attempts": 1}})
+    return result.modified_count == 1
+
+
+def finish(db: Database, run_id: str, fields: dict[str, Any]) -> None:
+    db[COLLECTION].update_one({"_id": run_id}, {"$set": fields})
+
+
+def unfinished_before(db: Database, cutoff, *, limit: int) -> list[dict[str, Any]]:
+    """Runs still queued or running that were created before cutoff (for the recovery sweep)."""
+    return list(db[COLLECTION].find({"state": {"$in": ["queued", "running"]}, "createdAt": {"$lt": cutoff}},
+                                    {"_id": 1, "state": 1, "attempts": 1}).limit(limit))
+
+
+def list_page(db: Database, workspace_id: str, *, customer_id: str | None, action_key: str | None,
+              after_id: str | None, limit: int) -> list[dict[str, Any]]:
+    query: dict[str, Any] = {"workspaceId": workspace_id}
+    if customer_id:
+        query["customerId"] = customer_id
+    if action_key:
+        query["actionKey"] = action_key
+    if after_id:
+        query["_id"] = {"$gt": after_id}
+    return list(db[COLLECTION].find(query, {"input": 0}).sort("_id", ASCENDING).limit(limit))
+
+
+def _signal_key(run_id: str) -> str:
+    return f"action-run:{run_id}:done"
+
+
+def signal_done(redis, run_id: str, payload: str) -> None:
+    """Tell a waiting API process the run ended (best effort: Redis may be gone)."""
+    pipeline = redis.pipeline(transaction=False)
+    pipeline.lpush(_signal_key(run_id), payload)
+    pipeline.expire(_signal_key(run_id), DONE_SIGNAL_TTL_SECONDS)
+    pipeline.execute()
+
+
+def wait_signal(redis, run_id: str, timeout_seconds: float) -> bytes | None:
+    """Block up to timeout_seconds (at most MAX_BLOCK_SECONDS) for the run's signal; its payload or None."""
+    timeout = max(0.01, min(timeout_seconds, MAX_BLOCK_SECONDS))
+    popped = redis.blpop([_signal_key(run_id)], timeout=timeout)
+    return popped[1] if popped else None
