@@ -35,8 +35,14 @@ class Lease:
 class LeaderLease:
     """The lease named `name` for owner `owner` (one per orchestrator process)."""
 
-    def __init__(self, collection: Collection, owner: str, *, name: str = "orchestrator",
-                 ttl_seconds: float = LEASE_TTL_SECONDS):
+    def __init__(
+        self,
+        collection: Collection,
+        owner: str,
+        *,
+        name: str = "orchestrator",
+        ttl_seconds: float = LEASE_TTL_SECONDS,
+    ):
         self.collection = collection
         self.owner = owner
         self.name = name
@@ -67,8 +73,15 @@ class LeaderLease:
         )
         if document is None:
             try:
-                self.collection.insert_one({"_id": self.name, "owner": self.owner, "fencing": 1,
-                                            "expiresAt": expires, "renewedAt": now})
+                self.collection.insert_one(
+                    {
+                        "_id": self.name,
+                        "owner": self.owner,
+                        "fencing": 1,
+                        "expiresAt": expires,
+                        "renewedAt": now,
+                    }
+                )
                 document = {"fencing": 1}
             except DuplicateKeyError:
                 return None  # held by another replica and not expired

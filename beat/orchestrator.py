@@ -23,7 +23,9 @@ def run_orchestrator(config: Config) -> None:
     use_services(services)
     orchestrator = Orchestrator(services)
     celery_app.engine_orchestrator = orchestrator  # type: ignore[attr-defined]
-    checker = HealthChecker(services, Mode.ORCHESTRATOR.value, details=lambda: {"active": orchestrator.is_active})
+    checker = HealthChecker(
+        services, Mode.ORCHESTRATOR.value, details=lambda: {"active": orchestrator.is_active}
+    )
 
     def health() -> tuple[int, dict]:
         report = checker.report()

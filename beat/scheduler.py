@@ -32,8 +32,14 @@ STANDBY_TICK_SECONDS = 2.0
 class Orchestrator:
     """Runs the duties while this replica holds the lease."""
 
-    def __init__(self, services: Services, *, owner: str | None = None, duties: list[Duty] | None = None,
-                 lease: LeaderLease | None = None):
+    def __init__(
+        self,
+        services: Services,
+        *,
+        owner: str | None = None,
+        duties: list[Duty] | None = None,
+        lease: LeaderLease | None = None,
+    ):
         self.services = services
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}"
         self.duties = all_duties() if duties is None else duties

@@ -71,23 +71,42 @@ def fire_instance(services: Services, document: dict, now: datetime) -> str:
     run_id = schedule_fires.fire_id(instance.id, due)
     if now - due > timedelta(seconds=CATCH_UP_WINDOW_SECONDS):
         outcome, reason = Outcome.SKIPPED_MISSED, f"missed by {(now - due).total_seconds():.0f} s"
-    elif schedule.get("overlap", "skip") == "skip" and _previous_run_active(services, document.get("lastScheduledRunId")):
+    elif schedule.get("overlap", "skip") == "skip" and _previous_run_active(
+        services, document.get("lastScheduledRunId")
+    ):
         outcome, reason = Outcome.SKIPPED_OVERLAP, "the previous scheduled run is still going"
     else:
         outcome, reason = Outcome.FIRED, None
         try:
-            enqueue_flow_run(services, instance, {"scheduledAt": due.isoformat(), "firedAt": now.isoformat()},
-                             launched_by="schedule", job_id=run_id)
+            enqueue_flow_run(
+                services,
+                instance,
+                {"scheduledAt": due.isoformat(), "firedAt": now.isoformat()},
+                launched_by="schedule",
+                job_id=run_id,
+            )
         except (DuplicateKeyError, Conflict):
             outcome = Outcome.DUPLICATE  # another replica fired this due time already
     if outcome != Outcome.DUPLICATE:
-        schedule_fires.record(services.db, instance.id, due, outcome, now,
-                              run_id=run_id if outcome == Outcome.FIRED else None, reason=reason)
+        schedule_fires.record(
+            services.db,
+            instance.id,
+            due,
+            outcome,
+            now,
+            run_id=run_id if outcome == Outcome.FIRED else None,
+            reason=reason,
+        )
     extra = {"lastScheduledRunId": run_id} if outcome == Outcome.FIRED else {}
     instances_store.advance_schedule(services.db, instance.id, due, following, extra)
     if outcome != Outcome.FIRED:
-        log.info("schedule of flow instance %s due %s: %s%s", instance.id, due.isoformat(), outcome,
-                 f" ({reason})" if reason else "")
+        log.info(
+            "schedule of flow instance %s due %s: %s%s",
+            instance.id,
+            due.isoformat(),
+            outcome,
+            f" ({reason})" if reason else "",
+        )
     return outcome
 
 

@@ -22,6 +22,7 @@ from engine.domain.actions import Action, ActionResult
 from engine.domain.common import Page, iso, now, page_of
 from engine.errors import BadRequest, NotFound, ServiceUnavailable, ValidationFailed
 from engine.ids import new_id
+from engine.limits.rate import check_instant_queue_size
 from engine.logs import log_context
 from engine.services import Services
 from engine.store import action_runs as run_store
@@ -159,6 +160,7 @@ def start_run(services: Services, principal: Principal, action_key: str, input: 
                          field="connectionId")
     if connection is not None and connection.state is connection_service.ConnectionState.DISCONNECTED:
         raise BadRequest(f"connection {connection.id} is disconnected: reconnect first", field="connectionId")
+    check_instant_queue_size(services, principal.workspace_id)
     run = ActionRun(new_id("arun"), principal.workspace_id,
                     connection.customer_id if connection else principal.customer_id, action.key,
                     connection.id if connection else None, RunState.QUEUED, now())

@@ -76,10 +76,16 @@ def _enqueue_processing(services: Services, document: Mapping[str, Any]) -> Job:
     # A workspace-level app event has no customer: its processing waits in a lane of the workspace.
     customer = document.get("customerId") or f"workspace:{document['workspaceId']}"
     # The job id derives from the event id, so a recovery sweep re-enqueueing it cannot double it.
-    return jobs.enqueue_job(services, kind=EVENT_KIND, workspace_id=document["workspaceId"],
-                            customer_id=customer, connection_id=document.get("connectionId"),
-                            payload={"eventId": document["_id"]}, launched_by="external-event",
-                            job_id=f"job_{document['_id']}")
+    return jobs.enqueue_job(
+        services,
+        kind=EVENT_KIND,
+        workspace_id=document["workspaceId"],
+        customer_id=customer,
+        connection_id=document.get("connectionId"),
+        payload={"eventId": document["_id"]},
+        launched_by="external-event",
+        job_id=f"job_{document['_id']}",
+    )
 
 
 def requeue_pending_events(services: Services, *, older_than_seconds: float = PENDING_EVENT_SECONDS) -> int:
@@ -98,8 +104,9 @@ def requeue_pending_events(services: Services, *, older_than_seconds: float = PE
     return count
 
 
-def receive_webhook(services: Services, integration_key: str, connection_id: str, raw: bytes,
-                    headers: Mapping[str, str]) -> dict[str, Any]:
+def receive_webhook(
+    services: Services, integration_key: str, connection_id: str, raw: bytes, headers: Mapping[str, str]
+) -> dict[str, Any]:
     """Store a webhook delivery for the connection and queue its processing."""
     body = _parse_body(raw)
     connection = connections_store.find_by_id(services.db, connection_id)
@@ -108,33 +115,62 @@ def receive_webhook(services: Services, integration_key: str, connection_id: str
     event_type = body.get("type") if isinstance(body.get("type"), str) else None
     event_type = event_type or next((headers[h] for h in EVENT_TYPE_HEADERS if headers.get(h)), None)
     if not event_type:
-        raise ValidationFailed("the event type is missing: send a `type` field or an X-Event-Type header",
-                               field="type")
-    return _store_and_queue(services, {"source": "webhook", "workspaceId": connection["workspaceId"],
-                                       "customerId": connection.get("customerId"), "connectionId": connection_id,
-                                       "integrationKey": integration_key, "eventType": event_type, "payload": body})
+        raise ValidationFailed(
+            "the event type is missing: send a `type` field or an X-Event-Type header", field="type"
+        )
+    return _store_and_queue(
+        services,
+        {
+            "source": "webhook",
+            "workspaceId": connection["workspaceId"],
+            "customerId": connection.get("customerId"),
+            "connectionId": connection_id,
+            "integrationKey": integration_key,
+            "eventType": event_type,
+            "payload": body,
+        },
+    )
 
 
-def receive_app_event(services: Services, principal: Principal, event_type: str, raw: bytes) -> dict[str, Any]:
+def receive_app_event(
+    services: Services, principal: Principal, event_type: str, raw: bytes
+) -> dict[str, Any]:
     """Store an event of the workspace's own app and queue its processing."""
     if not event_type or len(event_type) > 200:
         raise ValidationFailed("the event type must be 1-200 characters", field="eventType")
     body = _parse_body(raw)
     customer_id = principal.customer_id if principal.role is Role.CUSTOMER else None
-    return _store_and_queue(services, {"source": "app-event", "workspaceId": principal.workspace_id,
-                                       "customerId": customer_id, "eventType": event_type, "payload": body})
+    return _store_and_queue(
+        services,
+        {
+            "source": "app-event",
+            "workspaceId": principal.workspace_id,
+            "customerId": customer_id,
+            "eventType": event_type,
+            "payload": body,
+        },
+    )
 
 
-def emit_data_record_event(services: Services, *, connection_id: str, data_source_id: str, change: str,
-                           record: Mapping[str, Any], data_source_key: str | None = None) -> dict[str, Any] | None:
+def emit_data_record_event(
+    services: Services,
+    *,
+    connection_id: str,
+    data_source_id: str,
+    change: str,
+    record: Mapping[str, Any],
+    data_source_key: str | None = None,
+) -> dict[str, Any] | None:
     """For syncs (issue 7): a record of a data source was created/updated/deleted; start the
     data-record-trigger flows of the connection. `dataSource` in a trigger may name the data
     source's id or its key (its collection). Returns the stored event, or None when no enabled
     flow instance of the connection listens to this change (a full sync then queues nothing)."""
     if change not in CHANGES:
         raise ValueError(f"change must be one of {CHANGES}, not {change!r}")
-    if not any(d.get("enabled") and d.get("dataChange") == change
-               for d in instances_store.of_connection(services.db, connection_id)):
+    if not any(
+        d.get("enabled") and d.get("dataChange") == change
+        for d in instances_store.of_connection(services.db, connection_id)
+    ):
         return None
     connection = connections_store.find_by_id(services.db, connection_id)
     if connection is None:
@@ -142,11 +178,20 @@ def emit_data_record_event(services: Services, *, connection_id: str, data_sourc
     if data_source_key is None:
         source = data_sources_store.find_by_id(services.db, data_source_id) or {}
         data_source_key = source.get("collection") or source.get("key")
-    return _store_and_queue(services, {"source": "data-source", "workspaceId": connection["workspaceId"],
-                                       "customerId": connection.get("customerId"), "connectionId": connection_id,
-                                       "dataSourceId": data_source_id, "dataSourceKey": data_source_key,
-                                       "change": change, "eventType": f"data-record-{change}",
-                                       "payload": {"record": dict(record)}})
+    return _store_and_queue(
+        services,
+        {
+            "source": "data-source",
+            "workspaceId": connection["workspaceId"],
+            "customerId": connection.get("customerId"),
+            "connectionId": connection_id,
+            "dataSourceId": data_source_id,
+            "dataSourceKey": data_source_key,
+            "change": change,
+            "eventType": f"data-record-{change}",
+            "payload": {"record": dict(record)},
+        },
+    )
 
 
 def match(services: Services, event: Mapping[str, Any]) -> list[tuple[FlowInstance, Any, str]]:
@@ -155,8 +200,11 @@ def match(services: Services, event: Mapping[str, Any]) -> list[tuple[FlowInstan
     matched: list[tuple[FlowInstance, Any, str]] = []
     if source == "app-event":
         for d in instances_store.with_event_type(services.db, event["workspaceId"], event["eventType"]):
-            if d.get("enabled") and d.get("triggerType") == "app-event-trigger" and (
-                    event.get("customerId") is None or d.get("customerId") == event["customerId"]):
+            if (
+                d.get("enabled")
+                and d.get("triggerType") == "app-event-trigger"
+                and (event.get("customerId") is None or d.get("customerId") == event["customerId"])
+            ):
                 matched.append((FlowInstance.from_document(d), event["payload"], "app-event"))
         return matched
     for d in instances_store.of_connection(services.db, event["connectionId"]):
@@ -165,13 +213,34 @@ def match(services: Services, event: Mapping[str, Any]) -> list[tuple[FlowInstan
         if source == "webhook" and event["eventType"] in (d.get("webhookEvents") or []):
             payload = event["payload"]
             record = payload.get("data") if isinstance(payload.get("data"), dict) else payload
-            matched.append((FlowInstance.from_document(d), {"eventType": event["eventType"], "change": d["dataChange"],
-                                                            "record": record, "event": payload}, "external-event"))
-        elif source == "data-source" and d["dataChange"] == event["change"] and d.get("dataSource") in (
-                event.get("dataSourceId"), event.get("dataSourceKey")):
-            matched.append((FlowInstance.from_document(d), {"change": event["change"],
-                                                            "dataSourceId": event["dataSourceId"],
-                                                            "record": event["payload"]["record"]}, "data-source"))
+            matched.append(
+                (
+                    FlowInstance.from_document(d),
+                    {
+                        "eventType": event["eventType"],
+                        "change": d["dataChange"],
+                        "record": record,
+                        "event": payload,
+                    },
+                    "external-event",
+                )
+            )
+        elif (
+            source == "data-source"
+            and d["dataChange"] == event["change"]
+            and d.get("dataSource") in (event.get("dataSourceId"), event.get("dataSourceKey"))
+        ):
+            matched.append(
+                (
+                    FlowInstance.from_document(d),
+                    {
+                        "change": event["change"],
+                        "dataSourceId": event["dataSourceId"],
+                        "record": event["payload"]["record"],
+                    },
+                    "data-source",
+                )
+            )
     return matched
 
 
@@ -192,13 +261,22 @@ def process_event_job(job: Job, ctx: Any) -> dict[str, Any]:
         run = enqueue_flow_run(services, instance, run_input, launched_by=launched_by, event_id=event["_id"])
         run_ids.append(run.id)
         done_instances.add(instance.id)
-        events_store.update(services.db, event["_id"], {"runIds": run_ids, "instanceIds": sorted(done_instances)})
-    events_store.update(services.db, event["_id"], {"state": "processed", "processedAt": now(), "runIds": run_ids})
+        events_store.update(
+            services.db, event["_id"], {"runIds": run_ids, "instanceIds": sorted(done_instances)}
+        )
+    events_store.update(
+        services.db, event["_id"], {"state": "processed", "processedAt": now(), "runIds": run_ids}
+    )
     ctx.log(f"event {event['_id']} ({event['eventType']}) queued {len(run_ids)} runs")
     return {"runs": run_ids}
 
 
 def to_public(event: Mapping[str, Any]) -> dict[str, Any]:
     """An event as the API answers it (202)."""
-    return {"id": event["_id"], "source": event["source"], "eventType": event["eventType"],
-            "state": event["state"], "receivedAt": iso(event["receivedAt"])}
+    return {
+        "id": event["_id"],
+        "source": event["source"],
+        "eventType": event["eventType"],
+        "state": event["state"],
+        "receivedAt": iso(event["receivedAt"]),
+    }

@@ -47,8 +47,21 @@ def ensure_indexes(db: Database) -> int:
 
     count = 0
     for name, indexes in _INDEXES.items():
-        if indexes:
-            db[name].create_indexes(indexes)
-            count += len(indexes)
+        unique = _distinct_keys(indexes)
+        if unique:
+            db[name].create_indexes(unique)
+            count += len(unique)
     log.debug("ensured %d indexes", count)
     return count
+
+
+def _distinct_keys(indexes: list[IndexModel]) -> list[IndexModel]:
+    """The first declaration of each key pattern: two modules may index the same field."""
+    seen: set[tuple] = set()
+    distinct = []
+    for index in indexes:
+        key = tuple(index.document["key"].items())
+        if key not in seen:
+            seen.add(key)
+            distinct.append(index)
+    return distinct

@@ -12,8 +12,10 @@ from beat.scheduler import Orchestrator
 
 def leases(services, ttl_seconds=10.0):
     collection = services.db[LEASE_COLLECTION]
-    return (LeaderLease(collection, "replica-a", ttl_seconds=ttl_seconds),
-            LeaderLease(collection, "replica-b", ttl_seconds=ttl_seconds))
+    return (
+        LeaderLease(collection, "replica-a", ttl_seconds=ttl_seconds),
+        LeaderLease(collection, "replica-b", ttl_seconds=ttl_seconds),
+    )
 
 
 def test_only_one_replica_holds_the_lease(services):

@@ -12,15 +12,31 @@ from tasks.app import celery_app, configure_celery
 def test_a_stored_event_without_a_job_is_queued_once_by_recovery(services, config):
     configure_celery(celery_app, config)
     # Given an event the API stored just before it crashed (no processing job yet).
-    events_store.insert(services.db, {
-        "_id": "evt_lost", "workspaceId": "ws_1", "customerId": "cust_1", "connectionId": "conn_1",
-        "state": "received", "receivedAt": datetime.now(UTC) - timedelta(minutes=5), "body": {},
-    })
+    events_store.insert(
+        services.db,
+        {
+            "_id": "evt_lost",
+            "workspaceId": "ws_1",
+            "customerId": "cust_1",
+            "connectionId": "conn_1",
+            "state": "received",
+            "receivedAt": datetime.now(UTC) - timedelta(minutes=5),
+            "body": {},
+        },
+    )
     # And one that was just received and is being queued right now: left alone.
-    events_store.insert(services.db, {
-        "_id": "evt_fresh", "workspaceId": "ws_1", "customerId": "cust_1", "connectionId": "conn_1",
-        "state": "received", "receivedAt": datetime.now(UTC), "body": {},
-    })
+    events_store.insert(
+        services.db,
+        {
+            "_id": "evt_fresh",
+            "workspaceId": "ws_1",
+            "customerId": "cust_1",
+            "connectionId": "conn_1",
+            "state": "received",
+            "receivedAt": datetime.now(UTC),
+            "body": {},
+        },
+    )
     # When recovery runs twice (say, from two replicas in a split brain).
     recover(services, datetime.now(UTC))
     recover(services, datetime.now(UTC))

@@ -19,10 +19,18 @@ START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 def instance(services, config):
     configure_celery(celery_app, config)
     document = {
-        "_id": "fi_schedule", "workspaceId": "ws_1", "flowId": "flow_1", "connectionId": "conn_1",
-        "customerId": "cust_1", "enabled": True, "parameters": {}, "triggerType": "schedule-trigger",
-        "schedule": {"cron": "* * * * *", "timezone": "UTC"}, "nextRunAt": START,
-        "createdAt": START, "updatedAt": START,
+        "_id": "fi_schedule",
+        "workspaceId": "ws_1",
+        "flowId": "flow_1",
+        "connectionId": "conn_1",
+        "customerId": "cust_1",
+        "enabled": True,
+        "parameters": {},
+        "triggerType": "schedule-trigger",
+        "schedule": {"cron": "* * * * *", "timezone": "UTC"},
+        "nextRunAt": START,
+        "createdAt": START,
+        "updatedAt": START,
     }
     flow_instances.insert(services.db, document)
     return document

@@ -12,7 +12,7 @@ from connector_helpers import MINIMAL_SPEC, make_zip, spec_text
 
 from engine.connectors.archive import validate_archive
 from engine.connectors.errors import InvalidConnector
-from examples import build_demo_connector_zip
+from examples.connectors.build import build_demo_connector_zip
 
 
 def rejected(data: bytes, **limits) -> InvalidConnector:
@@ -75,25 +75,41 @@ def test_spec_must_be_a_mapping():
     assert rejected(make_zip({"spec.yaml": "- just\n- a list\n"})).field == "spec.yaml: (root)"
 
 
-@pytest.mark.parametrize(("document", "field"), [
-    (with_change("key", None, delete=True), "spec.yaml: key"),
-    (with_change("version", "1.2"), "spec.yaml: version"),
-    (with_change("auth.type", "magic"), "spec.yaml: auth.type"),
-    (with_change("auth.apiKey", None, delete=True), "spec.yaml: auth.apiKey"),
-    (with_change("operations.list-contacts.path", None, delete=True), "spec.yaml: operations.list-contacts.path"),
-    (with_change("operations.list-contacts.method", "FETCH"), "spec.yaml: operations.list-contacts.method"),
-    (with_change("operations.me.colour", "blue"), "spec.yaml: operations.me.colour"),
-    (with_change("operations.list-contacts.path", "/c/{{ input.id | nope }}"),
-     "spec.yaml: operations.list-contacts.path"),
-    (with_change("operations.list-contacts.query", {"limit": "{{ secrets.x }}"}),
-     "spec.yaml: operations.list-contacts.query.limit"),
-    (with_change("baseUri", "https://{{ input.host }}"), "spec.yaml: baseUri"),
-    (with_change("auth.fields", {"type": "nonsense"}), "spec.yaml: auth.fields"),
-    (with_change("test", "nope"), "spec.yaml: test"),
-    (with_change("data.contacts.list", "nope"), "spec.yaml: data.contacts.list"),
-    (with_change("data.contacts.events", {"created": "carrier-pigeon"}), "spec.yaml: data.contacts.events.created"),
-    (with_change("operations.score.method", "GET"), "spec.yaml: operations.score"),
-])
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        (with_change("key", None, delete=True), "spec.yaml: key"),
+        (with_change("version", "1.2"), "spec.yaml: version"),
+        (with_change("auth.type", "magic"), "spec.yaml: auth.type"),
+        (with_change("auth.apiKey", None, delete=True), "spec.yaml: auth.apiKey"),
+        (
+            with_change("operations.list-contacts.path", None, delete=True),
+            "spec.yaml: operations.list-contacts.path",
+        ),
+        (
+            with_change("operations.list-contacts.method", "FETCH"),
+            "spec.yaml: operations.list-contacts.method",
+        ),
+        (with_change("operations.me.colour", "blue"), "spec.yaml: operations.me.colour"),
+        (
+            with_change("operations.list-contacts.path", "/c/{{ input.id | nope }}"),
+            "spec.yaml: operations.list-contacts.path",
+        ),
+        (
+            with_change("operations.list-contacts.query", {"limit": "{{ secrets.x }}"}),
+            "spec.yaml: operations.list-contacts.query.limit",
+        ),
+        (with_change("baseUri", "https://{{ input.host }}"), "spec.yaml: baseUri"),
+        (with_change("auth.fields", {"type": "nonsense"}), "spec.yaml: auth.fields"),
+        (with_change("test", "nope"), "spec.yaml: test"),
+        (with_change("data.contacts.list", "nope"), "spec.yaml: data.contacts.list"),
+        (
+            with_change("data.contacts.events", {"created": "carrier-pigeon"}),
+            "spec.yaml: data.contacts.events.created",
+        ),
+        (with_change("operations.score.method", "GET"), "spec.yaml: operations.score"),
+    ],
+)
 def test_schema_errors_name_the_field(build, document, field):
     assert rejected(build(document)).field == field
 
@@ -128,8 +144,10 @@ def test_absolute_paths(build, name):
 
 
 def test_symlink_entry(build):
-    data = make_zip({"spec.yaml": spec_text(), "operations/score.py": "operations/../../../etc/passwd"},
-                    attrs={"operations/score.py": (stat.S_IFLNK | 0o777) << 16})
+    data = make_zip(
+        {"spec.yaml": spec_text(), "operations/score.py": "operations/../../../etc/passwd"},
+        attrs={"operations/score.py": (stat.S_IFLNK | 0o777) << 16},
+    )
     error = rejected(data)
     assert error.field == "operations/score.py" and "symbolic" in error.message
 
@@ -140,13 +158,16 @@ def test_zip_bomb_ratio(build):
 
 
 def test_headers_that_lie_about_sizes_are_caught(build):
-    data = bytearray(make_zip({"spec.yaml": spec_text(), "operations/score.py": "x" * 5000},
-                              compression=zipfile.ZIP_STORED))
+    data = bytearray(
+        make_zip(
+            {"spec.yaml": spec_text(), "operations/score.py": "x" * 5000}, compression=zipfile.ZIP_STORED
+        )
+    )
     # Shrink the declared size of score.py in the central directory: reading must notice.
     archive = zipfile.ZipFile(io.BytesIO(bytes(data)))
     info = archive.getinfo("operations/score.py")
     central = bytes(data).rfind(b"PK\x01\x02", 0, bytes(data).rfind(b"operations/score.py"))
-    data[central + 24:central + 28] = (10).to_bytes(4, "little")  # uncompressed size field
+    data[central + 24 : central + 28] = (10).to_bytes(4, "little")  # uncompressed size field
     assert info.file_size == 5000
     rejected(bytes(data))
 
