@@ -23,7 +23,11 @@ pytestmark = pytest.mark.slow
 
 def test_bad_mongo_uri_exits_non_zero_naming_the_variable(engine_env):
     result = subprocess.run(
-        [sys.executable, "-m", "engine", "run"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "engine", "run"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**engine_env, "MONGO_URI": "nonsense", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode != 0
@@ -31,7 +35,9 @@ def test_bad_mongo_uri_exits_non_zero_naming_the_variable(engine_env):
     assert lines == ["configuration error: MONGO_URI: expected a mongodb:// or mongodb+srv:// URI"]
 
 
-def test_each_mode_answers_health_then_503_while_redis_is_down_then_recovers(stack, test_id, start_engine, tmp_path):
+def test_each_mode_answers_health_then_503_while_redis_is_down_then_recovers(
+    stack, test_id, start_engine, tmp_path
+):
     # Given: a Redis of this test's own, so it can be stopped without disturbing other tests.
     redis = start_redis(free_port(), log_path=tmp_path / "redis.log")
     try:
@@ -75,3 +81,21 @@ def test_custom_code_runner_answers_health_without_any_store(start_engine):
     runner = start_engine({"PATH": "/usr/bin:/bin"}, "sandbox")
     runner.wait_healthy()
     assert runner.health().json()["mode"] == "custom-code-runner"
+
+
+def test_request_metrics_add_up_across_gunicorn_workers(engine_env, start_engine):
+    # Given the API under gunicorn with two worker processes (multiprocess metrics).
+    api = start_engine({**engine_env, "WEB_CONCURRENCY": "2"})
+    api.wait_healthy()
+    for _ in range(40):
+        response = requests.get(api.url + "/openapi.json", timeout=5)
+        assert response.status_code == 200
+    # When scraped (whichever worker answers), the count is the total over both workers.
+    counts = set()
+    for _ in range(6):
+        text = requests.get(api.url + "/prometheus", timeout=5).text
+        lines = [line for line in text.splitlines()
+                 if line.startswith("engine_http_request_duration_seconds_count{")
+                 and 'url_rule="/openapi.json"' in line]
+        counts.add(sum(float(line.rsplit(" ", 1)[1]) for line in lines))
+    assert counts == {40.0}
