@@ -18,8 +18,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/engine dev
 
+# Python paths only: ruff would also format code blocks inside docs/*.md.
+FORMATTED := engine tasks beat sandbox demoapp examples bench tests
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check $(FORMATTED)
+	$(BIN)/mypy engine tasks beat sandbox
 
 test: $(STAMP) lint
 	$(BIN)/pytest

@@ -19,12 +19,19 @@ CLEANUP_INTERVAL_SECONDS = 300.0
 
 
 @duty("cleanup", every_seconds=CLEANUP_INTERVAL_SECONDS)
-def cleanup(services: Services, now: datetime, *, retention_days: int = RETENTION_DAYS,
-            tmp_expiry_days: int = TMP_OBJECT_EXPIRY_DAYS) -> dict[str, int]:
+def cleanup(
+    services: Services,
+    now: datetime,
+    *,
+    retention_days: int = RETENTION_DAYS,
+    tmp_expiry_days: int = TMP_OBJECT_EXPIRY_DAYS,
+) -> dict[str, int]:
     """Delete expired records and tmp objects; returns counts by collection."""
     cutoff = now - timedelta(days=retention_days)
     counts = {r.collection: delete_older_than(services.db, r, cutoff) for r in RETAINED}
-    tmp_keys = services.blobs.keys_older_than(services.blobs.buckets.tmp, now - timedelta(days=tmp_expiry_days))
+    tmp_keys = services.blobs.keys_older_than(
+        services.blobs.buckets.tmp, now - timedelta(days=tmp_expiry_days)
+    )
     for key in tmp_keys:
         services.blobs.delete(services.blobs.buckets.tmp, key)
     counts["tmp_objects"] = len(tmp_keys)

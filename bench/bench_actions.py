@@ -39,20 +39,37 @@ def _setup(api_url: str, env: dict[str, str]) -> str:
     from examples.connectors.build import build_demo_connector_zip
 
     admin = {"Authorization": "Bearer " + mint_platform_admin_token(env["SECRET"])}
-    workspace = requests.post(api_url + "/workspaces", json={"key": "bench"}, headers=admin, timeout=30).json()
+    workspace = requests.post(
+        api_url + "/workspaces", json={"key": "bench"}, headers=admin, timeout=30
+    ).json()
     ws_admin = {"Authorization": "Bearer " + mint_workspace_token("bench", workspace["secret"])}
-    response = requests.post(api_url + "/connectors", headers=ws_admin, timeout=30,
-                             files={"file": ("demo.zip", build_demo_connector_zip())})
+    response = requests.post(
+        api_url + "/connectors",
+        headers=ws_admin,
+        timeout=30,
+        files={"file": ("demo.zip", build_demo_connector_zip())},
+    )
     response.raise_for_status()
-    requests.post(api_url + "/integrations", json={"key": "demo", "connectorKey": "demo"}, headers=ws_admin,
-                  timeout=30).raise_for_status()
-    requests.post(api_url + "/actions", headers=ws_admin, timeout=30, json={
-        "key": "noop", "integrationKey": "demo", "operation": {"type": "transform", "output": {"ok": True}}},
+    requests.post(
+        api_url + "/integrations", json={"key": "demo", "connectorKey": "demo"}, headers=ws_admin, timeout=30
+    ).raise_for_status()
+    requests.post(
+        api_url + "/actions",
+        headers=ws_admin,
+        timeout=30,
+        json={
+            "key": "noop",
+            "integrationKey": "demo",
+            "operation": {"type": "transform", "output": {"ok": True}},
+        },
     ).raise_for_status()
     customer = mint_workspace_token("bench", workspace["secret"], customer_id="bench-customer")
     # A connected customer, as in real use (the no-op never calls the app, so no app is running).
-    requests.post(api_url + "/connections", headers={"Authorization": "Bearer " + customer}, timeout=30, json={
-        "integrationKey": "demo", "credentials": {"baseUrl": "http://127.0.0.1:9", "apiKey": "unused"}},
+    requests.post(
+        api_url + "/connections",
+        headers={"Authorization": "Bearer " + customer},
+        timeout=30,
+        json={"integrationKey": "demo", "credentials": {"baseUrl": "http://127.0.0.1:9", "apiKey": "unused"}},
     ).raise_for_status()
     return customer
 
@@ -149,12 +166,29 @@ def run(quick: bool) -> list[dict]:
             name = f"actions run ({worker_count} instant worker{'s' if worker_count > 1 else ''})"
             a50, r50 = median(action_ms), median(raw_ms)
             rows += [
-                row(f"{name}: round trip p50", a50, "ms", r50, "raw Celery p50",
-                    f"overhead {a50 - r50:.1f} ms (target < 10 ms); {count} sequential requests"),
-                row(f"{name}: round trip p99", percentile(action_ms, 0.99), "ms", percentile(raw_ms, 0.99),
-                    "raw Celery p99"),
-                row(f"{name}: throughput", action_rps, "runs/s", raw_rps, "raw Celery tasks/s",
-                    f"{CONCURRENCY} clients for {seconds:.0f} s; target ratio >= 0.5"),
+                row(
+                    f"{name}: round trip p50",
+                    a50,
+                    "ms",
+                    r50,
+                    "raw Celery p50",
+                    f"overhead {a50 - r50:.1f} ms (target < 10 ms); {count} sequential requests",
+                ),
+                row(
+                    f"{name}: round trip p99",
+                    percentile(action_ms, 0.99),
+                    "ms",
+                    percentile(raw_ms, 0.99),
+                    "raw Celery p99",
+                ),
+                row(
+                    f"{name}: throughput",
+                    action_rps,
+                    "runs/s",
+                    raw_rps,
+                    "raw Celery tasks/s",
+                    f"{CONCURRENCY} clients for {seconds:.0f} s; target ratio >= 0.5",
+                ),
             ]
         for process in (*workers, api):
             process.stop()
@@ -162,14 +196,19 @@ def run(quick: bool) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_actions", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bench_actions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     print(describe_machine())
     for result in run(args.quick):
-        print(f"{result['benchmark']:<62} {result['figure']:>9} {result['unit']:<7} "
-              f"baseline {result['baseline']:>9} ({result['baseline_name']}) ratio {result['ratio']}  {result['notes']}")
+        print(
+            f"{result['benchmark']:<62} {result['figure']:>9} {result['unit']:<7} "
+            f"baseline {result['baseline']:>9} ({result['baseline_name']}) ratio {result['ratio']}  {result['notes']}"
+        )
 
 
 if __name__ == "__main__":

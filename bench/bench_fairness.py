@@ -37,6 +37,7 @@ NOOP_COUNTER = "bench:fairness:noop-done"
 
 # --- what the worker runs (imported there through ENGINE_EXTRA_JOB_MODULES) ----------------------
 
+
 @job_handler("bench-sleep")
 def _sleep_job(job, ctx):
     time.sleep(job.payload.get("ms", 0) / 1000)
@@ -108,8 +109,20 @@ def _fair_overhead(services, runs: int) -> float:
 
     started = time.perf_counter()
     with ThreadPoolExecutor(FLOOD_THREADS) as pool:
-        jobs = list(pool.map(lambda i: enqueue_job(services, kind="bench-noop", workspace_id="ws", customer_id=f"o{i % 10}",
-                                                   connection_id=None, payload={}, launched_by="api"), range(runs)))
+        jobs = list(
+            pool.map(
+                lambda i: enqueue_job(
+                    services,
+                    kind="bench-noop",
+                    workspace_id="ws",
+                    customer_id=f"o{i % 10}",
+                    connection_id=None,
+                    payload={},
+                    launched_by="api",
+                ),
+                range(runs),
+            )
+        )
     _wait(_all_reached(services, [j.id for j in jobs], "finishedAt"), "the no-op jobs")
     return runs / (time.perf_counter() - started)
 
@@ -138,7 +151,9 @@ def _fifo_waits(services, a_runs: int, seconds: int) -> list[float]:
     _send_every_second(seconds, lambda c: send(c, 1))
     expected = len(SENDERS) * seconds
     collection = services.db[FIFO_STARTS]
-    _wait(lambda: collection.count_documents({"customer": {"$ne": "customer-A"}}) >= expected, "FIFO B..K runs")
+    _wait(
+        lambda: collection.count_documents({"customer": {"$ne": "customer-A"}}) >= expected, "FIFO B..K runs"
+    )
     services.redis.delete("queued")  # drop what is left of A's FIFO backlog before the fair phase
     return [d["wait"] for d in collection.find({"customer": {"$ne": "customer-A"}})]
 
@@ -147,8 +162,15 @@ def _fair_waits(services, a_runs: int, seconds: int) -> tuple[list[float], float
     from engine.jobs.service import enqueue_job
 
     def enqueue(customer: str, ms: float):
-        return enqueue_job(services, kind="bench-sleep", workspace_id="ws", customer_id=customer,
-                           connection_id=f"conn-{customer}", payload={"ms": ms}, launched_by="api")
+        return enqueue_job(
+            services,
+            kind="bench-sleep",
+            workspace_id="ws",
+            customer_id=customer,
+            connection_id=f"conn-{customer}",
+            payload={"ms": ms},
+            launched_by="api",
+        )
 
     flood_started = time.perf_counter()
     with ThreadPoolExecutor(FLOOD_THREADS) as pool:
@@ -157,7 +179,9 @@ def _fair_waits(services, a_runs: int, seconds: int) -> tuple[list[float], float
     sent: list[str] = []
     _send_every_second(seconds, lambda c: sent.append(enqueue(c, 1).id))
     _wait(_all_reached(services, sent, "startedAt"), "fair B..K runs")
-    documents = [services.db["jobs"].find_one({"_id": job_id}, {"startedAt": 1, "createdAt": 1}) for job_id in sent]
+    documents = [
+        services.db["jobs"].find_one({"_id": job_id}, {"startedAt": 1, "createdAt": 1}) for job_id in sent
+    ]
     waits = [(d["startedAt"] - d["createdAt"]).total_seconds() for d in documents]
     return waits, flood_seconds
 
@@ -173,8 +197,13 @@ def run(quick: bool) -> list[dict]:
     seconds = SENDING_SECONDS_QUICK if quick else SENDING_SECONDS_FULL
     overhead_runs = OVERHEAD_RUNS_QUICK if quick else OVERHEAD_RUNS_FULL
     with Stack() as stack:
-        env = stack.engine_env("fairness", IS_API="0", IS_QUEUED_TASKS_WORKER="1", ENABLE_LIMITS="1",
-                               ENGINE_EXTRA_JOB_MODULES="bench.bench_fairness")
+        env = stack.engine_env(
+            "fairness",
+            IS_API="0",
+            IS_QUEUED_TASKS_WORKER="1",
+            ENABLE_LIMITS="1",
+            ENGINE_EXTRA_JOB_MODULES="bench.bench_fairness",
+        )
         config = load_config({**env, "IS_API": "1", "IS_QUEUED_TASKS_WORKER": "0"})
         services = Services.from_config(config)
         ensure_indexes(services.db)
@@ -189,22 +218,40 @@ def run(quick: bool) -> list[dict]:
             worker.stop()
             services.close()
     fifo_name = "plain FIFO Celery, same worker, same run"
-    workload = (f"A floods {a_runs} runs of {A_RUN_MS} ms, B..K send 1 run/s each for {seconds} s; one queued worker; "
-                f"{len(fair)} B..K runs")
+    workload = (
+        f"A floods {a_runs} runs of {A_RUN_MS} ms, B..K send 1 run/s each for {seconds} s; one queued worker; "
+        f"{len(fair)} B..K runs"
+    )
     return [
-        row("fairness.queue_wait_p50", percentile(fair, 0.5), "s", percentile(fifo, 0.5), fifo_name, workload),
-        row("fairness.queue_wait_p99", percentile(fair, 0.99), "s", percentile(fifo, 0.99), fifo_name,
-            workload + "; target p99 < 2 s"),
-        row("fairness.dispatch_throughput", fair_rate, "runs/s", celery_rate,
-            "straight Celery no-op task, same worker", f"{overhead_runs} no-op runs enqueued from {FLOOD_THREADS} "
+        row(
+            "fairness.queue_wait_p50", percentile(fair, 0.5), "s", percentile(fifo, 0.5), fifo_name, workload
+        ),
+        row(
+            "fairness.queue_wait_p99",
+            percentile(fair, 0.99),
+            "s",
+            percentile(fifo, 0.99),
+            fifo_name,
+            workload + "; target p99 < 2 s",
+        ),
+        row(
+            "fairness.dispatch_throughput",
+            fair_rate,
+            "runs/s",
+            celery_rate,
+            "straight Celery no-op task, same worker",
+            f"{overhead_runs} no-op runs enqueued from {FLOOD_THREADS} "
             f"threads, first enqueue to last finish; A's flood of {a_runs} took {flood_seconds:.1f} s to enqueue",
-            digits=1),
+            digits=1,
+        ),
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"A floods {A_RUNS_QUICK} runs, not {A_RUNS_FULL}")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"A floods {A_RUNS_QUICK} runs, not {A_RUNS_FULL}"
+    )
     args = parser.parse_args()
     for result in run(args.quick):
         print(json.dumps(result))

@@ -48,8 +48,13 @@ def _start_runner() -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "PORT": str(port), "CUSTOM_CODE_RUNNER_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}
     env.pop("CUSTOM_CODE_RUNNER_JOB_SPACES", None)  # the default job spaces
-    process = subprocess.Popen([sys.executable, "-m", "sandbox"], env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(400):
         try:
@@ -125,19 +130,38 @@ def run(quick: bool) -> list[dict]:
     restricted_ms, plain_ms = in_process_floor_ms(200 if quick else 1000)
     p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
     return [
-        {"benchmark": "sandbox fibo(10) p50 via HTTP", "figure": round(p50, 3), "unit": "ms",
-         "baseline": round(restricted_ms, 4), "baseline_name": "in-process RestrictedPython (compile+run)",
-         "ratio": round(p50 / restricted_ms, 1)},
-        {"benchmark": "sandbox fibo(10) p99 via HTTP", "figure": round(p99, 3), "unit": "ms",
-         "baseline": round(restricted_ms, 4), "baseline_name": "in-process RestrictedPython (compile+run)",
-         "ratio": round(p99 / restricted_ms, 1)},
-        {"benchmark": "sandbox fibo(10) p50 vs plain Python", "figure": round(p50, 3), "unit": "ms",
-         "baseline": round(plain_ms, 4), "baseline_name": "in-process plain Python call",
-         "ratio": round(p50 / plain_ms, 1)},
-        {"benchmark": f"sandbox fibo(10) throughput, {spaces} job spaces, {spaces} clients",
-         "figure": round(jobs_per_second, 1), "unit": "jobs/s", "baseline": round(1000 / restricted_ms, 1),
-         "baseline_name": "in-process RestrictedPython, one thread",
-         "ratio": round(jobs_per_second / (1000 / restricted_ms), 3)},
+        {
+            "benchmark": "sandbox fibo(10) p50 via HTTP",
+            "figure": round(p50, 3),
+            "unit": "ms",
+            "baseline": round(restricted_ms, 4),
+            "baseline_name": "in-process RestrictedPython (compile+run)",
+            "ratio": round(p50 / restricted_ms, 1),
+        },
+        {
+            "benchmark": "sandbox fibo(10) p99 via HTTP",
+            "figure": round(p99, 3),
+            "unit": "ms",
+            "baseline": round(restricted_ms, 4),
+            "baseline_name": "in-process RestrictedPython (compile+run)",
+            "ratio": round(p99 / restricted_ms, 1),
+        },
+        {
+            "benchmark": "sandbox fibo(10) p50 vs plain Python",
+            "figure": round(p50, 3),
+            "unit": "ms",
+            "baseline": round(plain_ms, 4),
+            "baseline_name": "in-process plain Python call",
+            "ratio": round(p50 / plain_ms, 1),
+        },
+        {
+            "benchmark": f"sandbox fibo(10) throughput, {spaces} job spaces, {spaces} clients",
+            "figure": round(jobs_per_second, 1),
+            "unit": "jobs/s",
+            "baseline": round(1000 / restricted_ms, 1),
+            "baseline_name": "in-process RestrictedPython, one thread",
+            "ratio": round(jobs_per_second / (1000 / restricted_ms), 3),
+        },
     ]
 
 
@@ -148,8 +172,10 @@ def main() -> None:
     rows = run(args.quick)
     width = max(len(row["benchmark"]) for row in rows)
     for row in rows:
-        print(f"{row['benchmark']:<{width}}  {row['figure']:>9} {row['unit']:<6}  "
-              f"baseline {row['baseline']} {row['unit']} ({row['baseline_name']})  ratio x{row['ratio']}")
+        print(
+            f"{row['benchmark']:<{width}}  {row['figure']:>9} {row['unit']:<6}  "
+            f"baseline {row['baseline']} {row['unit']} ({row['baseline_name']})  ratio x{row['ratio']}"
+        )
 
 
 if __name__ == "__main__":

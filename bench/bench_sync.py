@@ -37,7 +37,9 @@ def _raw_paging(url: str) -> tuple[int, float]:
     with requests.Session() as session:
         while True:
             params = {"limit": PAGE_SIZE, **({"cursor": cursor} if cursor else {})}
-            body = session.get(f"{url}/contacts", params=params, headers={"X-Api-Key": API_KEY}, timeout=30).json()
+            body = session.get(
+                f"{url}/contacts", params=params, headers={"X-Api-Key": API_KEY}, timeout=30
+            ).json()
             records += len(body["items"])
             cursor = body.get("nextCursor")
             if not cursor:
@@ -45,10 +47,14 @@ def _raw_paging(url: str) -> tuple[int, float]:
 
 
 def _noop_flow() -> dict:
-    return {"key": "noop-on-create", "trigger": {"type": "data-record-created-trigger",
-                                                 "config": {"dataSource": "contacts"}},
-            "nodes": [{"key": "noop", "type": "transform-data", "config": {"mapping": {"id": "{{ input.record.id }}"}}}],
-            "links": [{"from": "trigger", "to": "noop"}]}
+    return {
+        "key": "noop-on-create",
+        "trigger": {"type": "data-record-created-trigger", "config": {"dataSource": "contacts"}},
+        "nodes": [
+            {"key": "noop", "type": "transform-data", "config": {"mapping": {"id": "{{ input.record.id }}"}}}
+        ],
+        "links": [{"from": "trigger", "to": "noop"}],
+    }
 
 
 def _timed_sync(services, url: str, *, with_flow: bool) -> tuple[dict, float, int]:
@@ -66,8 +72,11 @@ def _timed_sync(services, url: str, *, with_flow: bool) -> tuple[dict, float, in
         headers = factories.auth_header(tenant.admin)
         response = tenant.client.post("/flows", headers=headers, json=_noop_flow())
         assert response.status_code == 201, response.get_json()
-        response = tenant.client.post("/flow-instances", headers=headers, json={
-            "flowId": "noop-on-create", "connectionId": tenant.connection["id"]})
+        response = tenant.client.post(
+            "/flow-instances",
+            headers=headers,
+            json={"flowId": "noop-on-create", "connectionId": tenant.connection["id"]},
+        )
         assert response.status_code == 201, response.get_json()
     source = create_source(tenant, pageSize=PAGE_SIZE)
     job = sync_job(source, "full")
@@ -92,9 +101,16 @@ def _figure(services, count: int, *, with_flow: bool) -> dict:
         server.shutdown()
         demo.app.extensions["demoapp"]["dispatcher"].stop()
     name = "sync: records/s, no-op flow subscribed" if with_flow else "sync: records/s, no flow subscribed"
-    return row(name, count / seconds, "records/s", raw_records / raw_seconds, "plain requests paging",
-               f"{count} contacts, pages of {PAGE_SIZE}, full sync (store + created events); {handed} events "
-               f"handed to the flows; sync {seconds:.2f} s vs raw {raw_seconds:.2f} s", digits=1)
+    return row(
+        name,
+        count / seconds,
+        "records/s",
+        raw_records / raw_seconds,
+        "plain requests paging",
+        f"{count} contacts, pages of {PAGE_SIZE}, full sync (store + created events); {handed} events "
+        f"handed to the flows; sync {seconds:.2f} s vs raw {raw_seconds:.2f} s",
+        digits=1,
+    )
 
 
 def run(quick: bool) -> list[dict]:
@@ -108,8 +124,10 @@ def run(quick: bool) -> list[dict]:
         try:
             ensure_indexes(services.db)
             services.blobs.ensure_buckets()
-            return [_figure(services, CONTACTS_QUICK if quick else CONTACTS_FULL, with_flow=False),
-                    _figure(services, FLOW_CONTACTS_QUICK if quick else FLOW_CONTACTS_FULL, with_flow=True)]
+            return [
+                _figure(services, CONTACTS_QUICK if quick else CONTACTS_FULL, with_flow=False),
+                _figure(services, FLOW_CONTACTS_QUICK if quick else FLOW_CONTACTS_FULL, with_flow=True),
+            ]
         finally:
             services.close()
 

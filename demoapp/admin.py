@@ -39,7 +39,9 @@ def register_admin(app: Flask, state: DemoState, dispatcher: Dispatcher) -> None
         except ValueError as error:
             return {"error": "bad_request", "message": str(error)}, 400
         fail_next = body.get("fail_next", [])
-        if not isinstance(fail_next, list) or not all(isinstance(s, int) and 400 <= s <= 599 for s in fail_next):
+        if not isinstance(fail_next, list) or not all(
+            isinstance(s, int) and 400 <= s <= 599 for s in fail_next
+        ):
             return {"error": "bad_request", "message": "fail_next must be a list of HTTP error statuses"}, 400
         with state.lock:
             state.fault_rate_429, state.fault_rate_500 = rate_429, rate_500
@@ -54,11 +56,20 @@ def register_admin(app: Flask, state: DemoState, dispatcher: Dispatcher) -> None
         body = request.get_json(silent=True) or {}
         count = body.get("count", 100)
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_SEED_COUNT:
-            return {"error": "bad_request", "message": f"count must be an integer in 0..{MAX_SEED_COUNT}"}, 400
+            return {
+                "error": "bad_request",
+                "message": f"count must be an integer in 0..{MAX_SEED_COUNT}",
+            }, 400
         start = state.sequence
         for n in range(start + 1, start + count + 1):
-            record = state.create_contact({"email": f"person{n}@example.com", "first_name": f"Person{n}",
-                                           "last_name": "Demo", "company": f"Company {n % 97}"})
+            record = state.create_contact(
+                {
+                    "email": f"person{n}@example.com",
+                    "first_name": f"Person{n}",
+                    "last_name": "Demo",
+                    "company": f"Company {n % 97}",
+                }
+            )
             if body.get("emit_events"):
                 dispatcher.publish("contact.created", record)
         return {"created": count, **state.counts()}
@@ -75,9 +86,12 @@ def register_admin(app: Flask, state: DemoState, dispatcher: Dispatcher) -> None
                 state.access_tokens.clear()
             if body.get("revoke_refresh_tokens"):
                 state.refresh_tokens.clear()
-            return {"access_token_ttl_seconds": state.access_token_ttl_seconds,
-                    "rotate_refresh_tokens": state.rotate_refresh_tokens,
-                    "access_tokens": len(state.access_tokens), "refresh_tokens": len(state.refresh_tokens)}
+            return {
+                "access_token_ttl_seconds": state.access_token_ttl_seconds,
+                "rotate_refresh_tokens": state.rotate_refresh_tokens,
+                "access_tokens": len(state.access_tokens),
+                "refresh_tokens": len(state.refresh_tokens),
+            }
 
     @app.post("/_admin/reset")
     def reset() -> Any:
@@ -93,13 +107,22 @@ def register_admin(app: Flask, state: DemoState, dispatcher: Dispatcher) -> None
     def show_state() -> Any:
         dispatcher.wait_idle(float(request.args.get("wait_deliveries_seconds", 0)))
         with state.lock:
-            answer: dict[str, Any] = {"contacts": state.counts(), "faults": _faults(state), "stats": dict(state.stats),
-                                      "webhooks": len(state.webhooks), "pendingDeliveries": dispatcher.queue.qsize()}
+            answer: dict[str, Any] = {
+                "contacts": state.counts(),
+                "faults": _faults(state),
+                "stats": dict(state.stats),
+                "webhooks": len(state.webhooks),
+                "pendingDeliveries": dispatcher.queue.qsize(),
+            }
             if request.args.get("contacts") in ("1", "true"):
                 answer["records"] = [state.contacts[i] for _, i in state.order]
         return answer
 
 
 def _faults(state: DemoState) -> dict[str, Any]:
-    return {"rate_429": state.fault_rate_429, "rate_500": state.fault_rate_500,
-            "retry_after_seconds": state.retry_after_seconds, "fail_next": list(state.fail_next)}
+    return {
+        "rate_429": state.fault_rate_429,
+        "rate_500": state.fault_rate_500,
+        "retry_after_seconds": state.retry_after_seconds,
+        "fail_next": list(state.fail_next),
+    }

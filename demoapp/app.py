@@ -26,7 +26,9 @@ MAX_PAGE_SIZE = 1000
 _OPEN_PREFIXES = ("/oauth/", "/_admin/")
 
 
-def error_response(status: int, error: str, message: str, field: str | None = None, **headers: str) -> Response:
+def error_response(
+    status: int, error: str, message: str, field: str | None = None, **headers: str
+) -> Response:
     body: dict[str, Any] = {"error": error, "message": message}
     if field:
         body["field"] = field
@@ -64,8 +66,13 @@ def _check_contact_fields(body: Any, *, creating: bool) -> tuple[dict[str, Any] 
     return body, None
 
 
-def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, fault_rate_500: float = 0.0,
-               seed: int | None = None) -> Flask:
+def create_app(
+    state: DemoState | None = None,
+    *,
+    fault_rate_429: float = 0.0,
+    fault_rate_500: float = 0.0,
+    seed: int | None = None,
+) -> Flask:
     """Build the demo app over `state` (a fresh one by default). Faults are drawn from a RNG seeded
     with `seed`, so a test run is reproducible."""
     state = state or DemoState()
@@ -123,9 +130,12 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
         g.auth_method = authenticate()
         if g.auth_method is None:
             expired = g.get("token_expired")
-            return error_response(401, "invalid_token" if expired else "unauthorized",
-                          "the access token expired" if expired else "missing or invalid credentials",
-                          **{"WWW-Authenticate": 'Bearer error="invalid_token"' if expired else "Bearer"})
+            return error_response(
+                401,
+                "invalid_token" if expired else "unauthorized",
+                "the access token expired" if expired else "missing or invalid credentials",
+                **{"WWW-Authenticate": 'Bearer error="invalid_token"' if expired else "Bearer"},
+            )
         return None
 
     @app.after_request
@@ -149,21 +159,26 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
             if not 1 <= limit <= MAX_PAGE_SIZE:
                 raise ValueError
         except ValueError:
-            return error_response(400, "bad_request", f"limit must be an integer in 1..{MAX_PAGE_SIZE}", "limit")
+            return error_response(
+                400, "bad_request", f"limit must be an integer in 1..{MAX_PAGE_SIZE}", "limit"
+            )
         since = request.args.get("updated_since")
         after = None
         try:
             since = parse_timestamp(since) if since else None
         except ValueError:
-            return error_response(400, "bad_request", "updated_since must be an ISO 8601 timestamp", "updated_since")
+            return error_response(
+                400, "bad_request", "updated_since must be an ISO 8601 timestamp", "updated_since"
+            )
         if request.args.get("cursor"):
             try:
                 after = _decode_cursor(request.args["cursor"])
             except (ValueError, binascii.Error, UnicodeDecodeError):
                 return error_response(400, "bad_request", "invalid cursor", "cursor")
         include_deleted = request.args.get("include_deleted", "false").lower() in ("1", "true", "yes")
-        items, next_key = state.list_contacts(limit=limit, after=after, updated_since=since,
-                                              include_deleted=include_deleted)
+        items, next_key = state.list_contacts(
+            limit=limit, after=after, updated_since=since, include_deleted=include_deleted
+        )
         return {"items": items, "nextCursor": _encode_cursor(next_key) if next_key else None}
 
     @app.post("/contacts")
@@ -206,9 +221,15 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return error_response(422, "validation_error", "url must be an http(s) URL", "url")
         if not isinstance(events, list) or not all(e in (*EVENT_TYPES, "*") for e in events):
-            return error_response(422, "validation_error", f"events must be a list of {list(EVENT_TYPES)} or '*'", "events")
-        subscription: dict[str, Any] = {"id": uuid.uuid4().hex[:12], "url": url, "events": events,
-                        "secret": secrets.token_hex(16)}
+            return error_response(
+                422, "validation_error", f"events must be a list of {list(EVENT_TYPES)} or '*'", "events"
+            )
+        subscription: dict[str, Any] = {
+            "id": uuid.uuid4().hex[:12],
+            "url": url,
+            "events": events,
+            "secret": secrets.token_hex(16),
+        }
         with state.lock:
             state.webhooks[subscription["id"]] = subscription
         return subscription, 201
@@ -227,4 +248,3 @@ def create_app(state: DemoState | None = None, *, fault_rate_429: float = 0.0, f
     register_oauth(app, state)
     register_admin(app, state, dispatcher)
     return app
-

@@ -42,8 +42,12 @@ def _client_credentials() -> tuple[str | None, str | None]:
 def issue_tokens(state: DemoState, client_id: str, *, with_refresh_token: bool) -> dict[str, Any]:
     """Mint an access token (and a refresh token) for a client; caller holds no lock."""
     access_token = secrets.token_urlsafe(24)
-    answer: dict[str, Any] = {"access_token": access_token, "token_type": "Bearer",
-                              "expires_in": state.access_token_ttl_seconds, "scope": "contacts"}
+    answer: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": state.access_token_ttl_seconds,
+        "scope": "contacts",
+    }
     with state.lock:
         state.access_tokens[access_token] = time.time() + state.access_token_ttl_seconds
         if with_refresh_token:
@@ -67,8 +71,11 @@ def register_oauth(app: Flask, state: DemoState) -> None:
             return _oauth_error(400, "invalid_request", "redirect_uri must be an http(s) URL")
         code = secrets.token_urlsafe(16)
         with state.lock:
-            state.codes[code] = {"client_id": client_id, "redirect_uri": redirect_uri,
-                                 "expires_at": time.time() + AUTHORIZATION_CODE_TTL_SECONDS}
+            state.codes[code] = {
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "expires_at": time.time() + AUTHORIZATION_CODE_TTL_SECONDS,
+            }
         query = {"code": code}
         if request.args.get("state") is not None:
             query["state"] = request.args["state"]
@@ -85,9 +92,15 @@ def register_oauth(app: Flask, state: DemoState) -> None:
         if grant_type == "authorization_code":
             with state.lock:
                 grant = state.codes.pop(request.form.get("code", ""), None)  # codes are single-use
-            if (grant is None or grant["expires_at"] < time.time() or grant["client_id"] != client_id
-                    or grant["redirect_uri"] != request.form.get("redirect_uri")):
-                return _oauth_error(400, "invalid_grant", "the code is invalid, expired or for another client")
+            if (
+                grant is None
+                or grant["expires_at"] < time.time()
+                or grant["client_id"] != client_id
+                or grant["redirect_uri"] != request.form.get("redirect_uri")
+            ):
+                return _oauth_error(
+                    400, "invalid_grant", "the code is invalid, expired or for another client"
+                )
             return issue_tokens(state, client_id or "", with_refresh_token=True)
         if grant_type == "refresh_token":
             refresh_token = request.form.get("refresh_token", "")
@@ -98,4 +111,6 @@ def register_oauth(app: Flask, state: DemoState) -> None:
             if owner != client_id:
                 return _oauth_error(400, "invalid_grant", "the refresh token is invalid")
             return issue_tokens(state, client_id or "", with_refresh_token=state.rotate_refresh_tokens)
-        return _oauth_error(400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
+        return _oauth_error(
+            400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token"
+        )

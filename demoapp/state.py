@@ -63,13 +63,13 @@ class DemoState:
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.path = Path(path) if path else None
         self.contacts: dict[str, dict[str, Any]] = {}
-        self.order: list[tuple[str, str]] = []     # (updated_at, id), sorted
+        self.order: list[tuple[str, str]] = []  # (updated_at, id), sorted
         self.sequence = 0
         self.last_tick_us = 0
         self.webhooks: dict[str, dict[str, Any]] = {}
         self.codes: dict[str, dict[str, Any]] = {}
         self.access_tokens: dict[str, float] = {}  # token -> expires at (epoch seconds)
-        self.refresh_tokens: dict[str, str] = {}   # token -> client id
+        self.refresh_tokens: dict[str, str] = {}  # token -> client id
         self.fault_rate_429 = 0.0
         self.fault_rate_500 = 0.0
         self.retry_after_seconds = 1
@@ -99,8 +99,12 @@ class DemoState:
         with self.lock:
             self.sequence += 1
             now = self.tick()
-            record: dict[str, Any] = {"id": f"c{self.sequence:07d}", **{k: fields.get(k) for k in CONTACT_FIELDS},
-                      "created_at": now, "updated_at": now}
+            record: dict[str, Any] = {
+                "id": f"c{self.sequence:07d}",
+                **{k: fields.get(k) for k in CONTACT_FIELDS},
+                "created_at": now,
+                "updated_at": now,
+            }
             self.contacts[record["id"]] = record
             self._place(record, None)
             return dict(record)
@@ -132,8 +136,14 @@ class DemoState:
             self._place(tombstone, previous)
             return dict(tombstone)
 
-    def list_contacts(self, *, limit: int, after: tuple[str, str] | None = None, updated_since: str | None = None,
-                      include_deleted: bool = False) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+    def list_contacts(
+        self,
+        *,
+        limit: int,
+        after: tuple[str, str] | None = None,
+        updated_since: str | None = None,
+        include_deleted: bool = False,
+    ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
         """A page in (updated_at, id) order, and the key to continue after (None at the end)."""
         with self.lock:
             if after is not None:
@@ -162,9 +172,14 @@ class DemoState:
 
     def to_document(self) -> dict[str, Any]:
         with self.lock:
-            return {"contacts": list(self.contacts.values()), "sequence": self.sequence,
-                    "lastTickUs": self.last_tick_us, "webhooks": list(self.webhooks.values()),
-                    "accessTokens": self.access_tokens, "refreshTokens": self.refresh_tokens}
+            return {
+                "contacts": list(self.contacts.values()),
+                "sequence": self.sequence,
+                "lastTickUs": self.last_tick_us,
+                "webhooks": list(self.webhooks.values()),
+                "accessTokens": self.access_tokens,
+                "refreshTokens": self.refresh_tokens,
+            }
 
     def save(self) -> None:
         if not self.path:

@@ -45,11 +45,19 @@ class Dispatcher:
     def publish(self, event_type: str, data: dict[str, Any]) -> None:
         """Queue an event for every subscription that wants it. Never blocks on the network."""
         with self.state.lock:
-            targets = [dict(w) for w in self.state.webhooks.values()
-                       if event_type in w["events"] or "*" in w["events"]]
+            targets = [
+                dict(w)
+                for w in self.state.webhooks.values()
+                if event_type in w["events"] or "*" in w["events"]
+            ]
         if not targets:
             return
-        event = {"id": uuid.uuid4().hex, "type": event_type, "occurred_at": data.get("updated_at"), "data": data}
+        event = {
+            "id": uuid.uuid4().hex,
+            "type": event_type,
+            "occurred_at": data.get("updated_at"),
+            "data": data,
+        }
         body = json.dumps(event, separators=(",", ":")).encode()
         self._ensure_started()
         for target in targets:
@@ -86,12 +94,16 @@ class Dispatcher:
                 self.queue.task_done()
 
     def _deliver(self, target: dict[str, Any], body: bytes, event_type: str) -> None:
-        headers = {"Content-Type": "application/json", "X-Demo-Event": event_type,
-                   "X-Demo-Signature": sign(target["secret"], body)}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Demo-Event": event_type,
+            "X-Demo-Signature": sign(target["secret"], body),
+        }
         for attempt in range(2):
             try:
-                response = self.session.post(target["url"], data=body, headers=headers,
-                                             timeout=DELIVERY_TIMEOUT_SECONDS)
+                response = self.session.post(
+                    target["url"], data=body, headers=headers, timeout=DELIVERY_TIMEOUT_SECONDS
+                )
                 if response.status_code < 300:
                     with self.state.lock:
                         self.state.stats["deliveries"] += 1

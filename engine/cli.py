@@ -135,18 +135,23 @@ def cmd_dev(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run the modes selected by IS_API, IS_*_TASKS_WORKER, IS_ORCHESTRATOR").set_defaults(
-        func=cmd_run)
+    commands.add_parser(
+        "run", help="run the modes selected by IS_API, IS_*_TASKS_WORKER, IS_ORCHESTRATOR"
+    ).set_defaults(func=cmd_run)
     commands.add_parser("sandbox", help="run the custom code runner").set_defaults(func=cmd_sandbox)
     token = commands.add_parser("token", help="print a token for the running stack")
     who = token.add_mutually_exclusive_group(required=True)
     who.add_argument("--admin", action="store_true", help="a platform-admin token")
-    who.add_argument("--workspace", metavar="KEY", help="a workspace-admin token (or a customer's, with --customer)")
+    who.add_argument(
+        "--workspace", metavar="KEY", help="a workspace-admin token (or a customer's, with --customer)"
+    )
     token.add_argument("--customer", metavar="ID", help="the customer's id (with --workspace)")
     token.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in seconds (default 86400)")
     token.set_defaults(func=cmd_token)
     dev = commands.add_parser("dev", help="`make run`: embedded servers and every process, on one machine")
-    dev.add_argument("--data-dir", default=".data", help="where the embedded servers keep data (default .data)")
+    dev.add_argument(
+        "--data-dir", default=".data", help="where the embedded servers keep data (default .data)"
+    )
     dev.set_defaults(func=cmd_dev)
     return parser
 

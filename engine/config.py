@@ -151,8 +151,14 @@ class _Reader:
             return default
         return number
 
-    def url(self, name: str, default: str | None = None, *, required: bool = False,
-            schemes: tuple[str, ...] = ("http", "https")) -> str | None:
+    def url(
+        self,
+        name: str,
+        default: str | None = None,
+        *,
+        required: bool = False,
+        schemes: tuple[str, ...] = ("http", "https"),
+    ) -> str | None:
         value = self.text(name, default, required=required)
         if value is None or value == default:
             return value
@@ -202,7 +208,9 @@ def _read_secret(reader: _Reader, name: str, production: bool) -> str:
     if value.strip() == "":
         reader.problems.append(f"{name}: is required and must not be empty")
     elif production and len(value) < MIN_PRODUCTION_SECRET_LENGTH:
-        reader.problems.append(f"{name}: must be at least {MIN_PRODUCTION_SECRET_LENGTH} characters in production")
+        reader.problems.append(
+            f"{name}: must be at least {MIN_PRODUCTION_SECRET_LENGTH} characters in production"
+        )
     return value
 
 
@@ -274,10 +282,13 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_mode: bool 
         enable_limits=reader.flag("ENABLE_LIMITS"),
         debug_all=reader.flag("DEBUG_ALL"),
         modes=modes,
-        headers_timeout_ms=reader.integer("HEADERS_TIMEOUT_MS", DEFAULT_HEADERS_TIMEOUT_MS) or DEFAULT_HEADERS_TIMEOUT_MS,
+        headers_timeout_ms=reader.integer("HEADERS_TIMEOUT_MS", DEFAULT_HEADERS_TIMEOUT_MS)
+        or DEFAULT_HEADERS_TIMEOUT_MS,
         keepalive_timeout_ms=reader.integer("KEEPALIVE_TIMEOUT_MS", DEFAULT_KEEPALIVE_TIMEOUT_MS)
         or DEFAULT_KEEPALIVE_TIMEOUT_MS,
-        max_queued_tasks_memory_mb=reader.integer("MAX_QUEUED_TASKS_MEMORY_MB", DEFAULT_MAX_QUEUED_TASKS_MEMORY_MB)
+        max_queued_tasks_memory_mb=reader.integer(
+            "MAX_QUEUED_TASKS_MEMORY_MB", DEFAULT_MAX_QUEUED_TASKS_MEMORY_MB
+        )
         or DEFAULT_MAX_QUEUED_TASKS_MEMORY_MB,
         max_queued_tasks_process_time_seconds=reader.integer(
             "MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS", DEFAULT_MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS

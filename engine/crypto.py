@@ -40,7 +40,8 @@ def _aead(encryption_secret: str) -> AESGCM:
     if not encryption_secret:
         raise ValueError("ENCRYPTION_SECRET is empty")
     key = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=_HKDF_SALT, info=_HKDF_INFO).derive(
-        encryption_secret.encode("utf-8"))
+        encryption_secret.encode("utf-8")
+    )
     return AESGCM(key)
 
 
@@ -48,8 +49,12 @@ def encrypt_bytes(encryption_secret: str, plaintext: bytes, *, aad: str | None =
     """Encrypt bytes; return the storable envelope."""
     nonce = os.urandom(NONCE_BYTES)
     ciphertext = _aead(encryption_secret).encrypt(nonce, plaintext, aad.encode() if aad else None)
-    return {"v": ENCRYPTION_VERSION, "alg": ALGORITHM, "nonce": base64.b64encode(nonce).decode(),
-            "ct": base64.b64encode(ciphertext).decode()}
+    return {
+        "v": ENCRYPTION_VERSION,
+        "alg": ALGORITHM,
+        "nonce": base64.b64encode(nonce).decode(),
+        "ct": base64.b64encode(ciphertext).decode(),
+    }
 
 
 def decrypt_bytes(encryption_secret: str, envelope: dict[str, Any], *, aad: str | None = None) -> bytes:

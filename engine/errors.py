@@ -80,8 +80,14 @@ class TooManyRequests(EngineError):
     status = 429
     type = "rate_limited"
 
-    def __init__(self, message: str | None = None, *, retry_after_seconds: float = 1.0,
-                 field: str | None = None, **extra: object):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after_seconds: float = 1.0,
+        field: str | None = None,
+        **extra: object,
+    ):
         super().__init__(message, field=field, **extra)
         self.retry_after_seconds = retry_after_seconds
 

@@ -65,9 +65,14 @@ def ping_redis(services: Services) -> bool:
 class HealthChecker:
     """Checks the dependencies of one process mode, caching the answer for HEALTH_CACHE_SECONDS."""
 
-    def __init__(self, services: Services, mode: str, *,
-                 details: Callable[[], dict[str, object]] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        services: Services,
+        mode: str,
+        *,
+        details: Callable[[], dict[str, object]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.services = services
         self.mode = mode
         self.details = details or dict

@@ -34,7 +34,9 @@ MIN_WORKER_TIMEOUT_SECONDS = 120
 
 def prepare_multiprocess_dir() -> str:
     """A fresh PROMETHEUS_MULTIPROC_DIR: wiped at start so dead workers' files do not linger."""
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(tempfile.gettempdir(), f"engine-prom-{os.getpid()}")
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+        tempfile.gettempdir(), f"engine-prom-{os.getpid()}"
+    )
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path

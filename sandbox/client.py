@@ -32,9 +32,16 @@ class SandboxClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    def run_job(self, code: str, input: Any, *, connection: dict | None = None,  # noqa: A002
-                http: HttpContext | None = None, limits: JobLimits | None = None,
-                entrypoint: str = "run") -> JobResult:
+    def run_job(
+        self,
+        code: str,
+        input: Any,
+        *,
+        connection: dict | None = None,  # noqa: A002
+        http: HttpContext | None = None,
+        limits: JobLimits | None = None,
+        entrypoint: str = "run",
+    ) -> JobResult:
         """Run `code` on the runner and return its JobResult (completed or failed).
 
         Raises RunnerBusy on 429 and RunnerUnavailable when the runner cannot be reached or fails:
@@ -53,14 +60,18 @@ class SandboxClient:
             raise RunnerUnavailable(f"custom code runner at {self.base_uri} unreachable: {error}")
         if response.status_code == 200:
             return JobResult.from_document(response.json())
-        error = _error_of(response)
+        detail = _error_of(response)
         if response.status_code == 429:
             retry_after = response.headers.get("Retry-After", "1")
-            raise RunnerBusy(error.get("message"),
-                             retry_after_seconds=float(retry_after) if retry_after.isdigit() else 1.0)
+            raise RunnerBusy(
+                detail.get("message"),
+                retry_after_seconds=float(retry_after) if retry_after.isdigit() else 1.0,
+            )
         if response.status_code in (400, 413):
-            raise InvalidJob(error.get("message"), field=error.get("field"))
-        raise RunnerUnavailable(f"custom code runner answered {response.status_code}: {error.get('message')}")
+            raise InvalidJob(detail.get("message"), field=detail.get("field"))
+        raise RunnerUnavailable(
+            f"custom code runner answered {response.status_code}: {detail.get('message')}"
+        )
 
     def health(self) -> dict[str, Any]:
         """The runner's GET / document. Raises RunnerUnavailable."""

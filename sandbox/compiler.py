@@ -37,17 +37,64 @@ CODE_FILENAME = "<custom code>"
 MAX_SOURCE_BYTES = 1024 * 1024
 """Bigger sources are refused before parsing (a parser bomb must not cost the job its time)."""
 
-_EXTRA_BUILTINS = ["list", "dict", "tuple", "set", "frozenset", "sorted", "reversed", "zip", "enumerate",
-                   "map", "filter", "sum", "min", "max", "any", "all", "iter", "next", "bytes",
-                   "bytearray", "format", "ascii", "bin", "NotImplemented", "StopAsyncIteration",
-                   "RecursionError", "TimeoutError", "ConnectionError", "ExceptionGroup",
-                   "BaseExceptionGroup"]
+_EXTRA_BUILTINS = [
+    "list",
+    "dict",
+    "tuple",
+    "set",
+    "frozenset",
+    "sorted",
+    "reversed",
+    "zip",
+    "enumerate",
+    "map",
+    "filter",
+    "sum",
+    "min",
+    "max",
+    "any",
+    "all",
+    "iter",
+    "next",
+    "bytes",
+    "bytearray",
+    "format",
+    "ascii",
+    "bin",
+    "NotImplemented",
+    "StopAsyncIteration",
+    "RecursionError",
+    "TimeoutError",
+    "ConnectionError",
+    "ExceptionGroup",
+    "BaseExceptionGroup",
+]
 """Added to RestrictedPython's safe_builtins. Its docs warn that sorted/zip/tuple... iterate in C,
 bypassing `_getiter_`; that matters only for guards that protect containers, which ours do not."""
 
-REFUSED_BUILTINS = ["open", "eval", "exec", "compile", "globals", "locals", "vars", "dir", "type",
-                    "input", "breakpoint", "help", "memoryview", "object", "super", "classmethod",
-                    "staticmethod", "property", "exit", "quit", "id"]
+REFUSED_BUILTINS = [
+    "open",
+    "eval",
+    "exec",
+    "compile",
+    "globals",
+    "locals",
+    "vars",
+    "dir",
+    "type",
+    "input",
+    "breakpoint",
+    "help",
+    "memoryview",
+    "object",
+    "super",
+    "classmethod",
+    "staticmethod",
+    "property",
+    "exit",
+    "quit",
+    "id",
+]
 """Present as stubs raising ForbiddenError, so the user reads "open() is forbidden", not a NameError.
 `type` is refused because type(name, bases, dict) builds classes with dunder methods; `id` leaks
 addresses."""
@@ -83,7 +130,10 @@ def compile_source(source: str) -> CodeType:
     if result.errors:
         match = _LINE.search(result.errors[0])
         # Every refusal, not only the first: "gi_frame" hides behind "f_globals" in a frame walk.
-        messages = [_LINE.sub("", error, count=1).lstrip(": ").strip() for error in result.errors[:MAX_REPORTED_ERRORS]]
+        messages = [
+            _LINE.sub("", error, count=1).lstrip(": ").strip()
+            for error in result.errors[:MAX_REPORTED_ERRORS]
+        ]
         raise CompileFailure(ErrorType.FORBIDDEN, "; ".join(messages), int(match.group(1)) if match else None)
     assert result.code is not None
     return result.code
@@ -92,6 +142,7 @@ def compile_source(source: str) -> CodeType:
 def _refused(name: str):
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise ForbiddenError(f"{name}() is forbidden in custom code")
+
     refuse.__name__ = name
     return refuse
 
@@ -103,13 +154,15 @@ def make_builtins() -> dict[str, Any]:
         names[name] = getattr(builtins, name)
     for name in REFUSED_BUILTINS:
         names[name] = _refused(name)
-    names.update({
-        "__import__": guarded_import,
-        "getattr": safe_getattr_builtin,
-        "hasattr": safe_hasattr,
-        "setattr": guarded_setattr,
-        "delattr": guarded_delattr,
-    })
+    names.update(
+        {
+            "__import__": guarded_import,
+            "getattr": safe_getattr_builtin,
+            "hasattr": safe_hasattr,
+            "setattr": guarded_setattr,
+            "delattr": guarded_delattr,
+        }
+    )
     names.pop("_getattr_", None)  # safe_builtins carries its own; ours goes into the globals
     return names
 

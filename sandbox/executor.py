@@ -187,14 +187,30 @@ class HttpClient:
     def __init__(self, channel: socket.socket | None):
         self._channel = channel
 
-    def request(self, method: str, path: str, *, params: Any = None, headers: Any = None,
-                json: Any = None, data: Any = None, timeout: float | None = None) -> HttpResponse:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        headers: Any = None,
+        json: Any = None,
+        data: Any = None,
+        timeout: float | None = None,
+    ) -> HttpResponse:
         """Send one request; `path` is relative to the connection's base URL (or an absolute URL
         on an allowed host). The runner adds the connection's authentication."""
         if self._channel is None:
             raise HttpError("this job has no connection: ctx.http is unavailable")
-        request = {"method": str(method).upper(), "path": str(path), "params": params,
-                   "headers": headers, "json": json, "data": data, "timeout": timeout}
+        request = {
+            "method": str(method).upper(),
+            "path": str(path),
+            "params": params,
+            "headers": headers,
+            "json": json,
+            "data": data,
+            "timeout": timeout,
+        }
         protocol.send(self._channel, protocol.HTTP, _dumps(request).encode())
         _, body = protocol.recv(self._channel)
         answer = _loads(body)
@@ -283,12 +299,15 @@ def _classify(error: BaseException) -> ErrorType:
 
 
 def _failure(error_type: ErrorType, message: str, line: int | None) -> dict[str, Any]:
-    return {"status": "failed", "error": {"type": str(error_type), "message": message[:MAX_ERROR_MESSAGE_CHARS],
-                                          "line": line}}
+    return {
+        "status": "failed",
+        "error": {"type": str(error_type), "message": message[:MAX_ERROR_MESSAGE_CHARS], "line": line},
+    }
 
 
-def execute(header: dict[str, Any], input_json: bytes, channel: socket.socket | None,
-            compiled: bytes | None = None) -> tuple[dict, bytes]:
+def execute(
+    header: dict[str, Any], input_json: bytes, channel: socket.socket | None, compiled: bytes | None = None
+) -> tuple[dict, bytes]:
     """Compile (or load `compiled`, the marshalled code from the zygote's cache) and run the job;
     returns (meta, result JSON bytes). Never raises.
 
@@ -312,8 +331,11 @@ def execute(header: dict[str, Any], input_json: bytes, channel: socket.socket | 
         if channel is not None:
             protocol.send(channel, protocol.COMPILED, b"" if compiled else marshal.dumps(code))
         job_input = _loads(input_json) if input_json else None
-        context = Context(HttpClient(channel if header.get("http") else None),
-                          dict(header.get("connection") or {}), Logger(logs))
+        context = Context(
+            HttpClient(channel if header.get("http") else None),
+            dict(header.get("connection") or {}),
+            Logger(logs),
+        )
         namespace = make_globals(make_print_collector(logs))
         exec(code, namespace)
         entrypoint = namespace.get(header.get("entrypoint") or "run")
@@ -322,8 +344,10 @@ def execute(header: dict[str, Any], input_json: bytes, channel: socket.socket | 
         elif "result" in namespace:
             value = namespace["result"]
         else:
-            raise _NoEntrypoint(f"the code defines neither {header.get('entrypoint') or 'run'}(input, ctx) "
-                                "nor a variable named result")
+            raise _NoEntrypoint(
+                f"the code defines neither {header.get('entrypoint') or 'run'}(input, ctx) "
+                "nor a variable named result"
+            )
         try:
             result_bytes = _dumps(value).encode("utf-8", "surrogatepass")
         except (TypeError, ValueError) as error:
@@ -331,8 +355,12 @@ def execute(header: dict[str, Any], input_json: bytes, channel: socket.socket | 
         if len(result_bytes) > header["max_output_bytes"]:
             size = len(result_bytes)
             result_bytes = b""
-            meta = _failure(ErrorType.OUTPUT_LIMIT, f"the result is {size} bytes, more than the output limit "
-                            f"of {header['max_output_bytes']} bytes", None)
+            meta = _failure(
+                ErrorType.OUTPUT_LIMIT,
+                f"the result is {size} bytes, more than the output limit "
+                f"of {header['max_output_bytes']} bytes",
+                None,
+            )
         else:
             meta = {"status": "completed"}
     except CompileFailure as failure:

@@ -22,18 +22,29 @@ class RunnerMetrics:
 
     def __init__(self, total_job_spaces: int, remaining_job_spaces: Callable[[], int]):
         self.registry = CollectorRegistry()
-        total = Gauge("custom_code_runner_total_job_spaces", "Jobs this runner accepts at once.",
-                      registry=self.registry)
+        total = Gauge(
+            "custom_code_runner_total_job_spaces", "Jobs this runner accepts at once.", registry=self.registry
+        )
         total.set(total_job_spaces)
-        remaining = Gauge("custom_code_runner_remaining_job_spaces", "Job spaces free right now.",
-                          registry=self.registry)
+        remaining = Gauge(
+            "custom_code_runner_remaining_job_spaces", "Job spaces free right now.", registry=self.registry
+        )
         remaining.set_function(remaining_job_spaces)
-        self.jobs = Counter("custom_code_runner_jobs", "Jobs run, by status and error type.",
-                            ["status", "error_type"], registry=self.registry)
-        self.rejected = Counter("custom_code_runner_rejected_jobs", "Jobs answered 429 (no job space).",
-                                registry=self.registry)
-        self.duration = Histogram("custom_code_runner_job_duration_seconds", "Job process wall-clock time.",
-                                  buckets=JOB_DURATION_BUCKETS_SECONDS, registry=self.registry)
+        self.jobs = Counter(
+            "custom_code_runner_jobs",
+            "Jobs run, by status and error type.",
+            ["status", "error_type"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "custom_code_runner_rejected_jobs", "Jobs answered 429 (no job space).", registry=self.registry
+        )
+        self.duration = Histogram(
+            "custom_code_runner_job_duration_seconds",
+            "Job process wall-clock time.",
+            buckets=JOB_DURATION_BUCKETS_SECONDS,
+            registry=self.registry,
+        )
 
     def observe(self, status: str, error_type: str | None, duration_ms: float) -> None:
         """Count one finished job."""

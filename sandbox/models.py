@@ -19,8 +19,11 @@ class HttpContext:
     """Host names requests may go to; empty means only the host of base_url."""
 
     def to_document(self) -> dict[str, Any]:
-        return {"base_url": self.base_url, "headers": dict(self.headers),
-                "allowed_hosts": list(self.allowed_hosts)}
+        return {
+            "base_url": self.base_url,
+            "headers": dict(self.headers),
+            "allowed_hosts": list(self.allowed_hosts),
+        }
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,11 @@ class JobLimits:
     timeout_seconds: float | None = None
 
     def to_document(self) -> dict[str, Any]:
-        return {key: value for key, value in (("memory_mb", self.memory_mb),
-                                              ("timeout_seconds", self.timeout_seconds)) if value is not None}
+        return {
+            key: value
+            for key, value in (("memory_mb", self.memory_mb), ("timeout_seconds", self.timeout_seconds))
+            if value is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,11 @@ class JobResult:
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> JobResult:
         error = document.get("error")
-        return cls(status=document["status"], result=document.get("result"),
-                   error=JobError(error["type"], error["message"], error.get("line")) if error else None,
-                   logs=document.get("logs") or "", duration_ms=document.get("duration_ms") or 0.0,
-                   peak_memory_mb=document.get("peak_memory_mb") or 0.0)
+        return cls(
+            status=document["status"],
+            result=document.get("result"),
+            error=JobError(error["type"], error["message"], error.get("line")) if error else None,
+            logs=document.get("logs") or "",
+            duration_ms=document.get("duration_ms") or 0.0,
+            peak_memory_mb=document.get("peak_memory_mb") or 0.0,
+        )

@@ -50,7 +50,7 @@ def prefix(blob: bytes, body: bytes) -> bytes:
 def unprefix(body: bytes) -> tuple[bytes, bytes]:
     """The inverse of prefix()."""
     (size,) = HEADER.unpack_from(body)
-    return body[HEADER.size:HEADER.size + size], body[HEADER.size + size:]
+    return body[HEADER.size : HEADER.size + size], body[HEADER.size + size :]
 
 
 def split(body: bytes) -> tuple[dict[str, Any], bytes]:
@@ -58,7 +58,7 @@ def split(body: bytes) -> tuple[dict[str, Any], bytes]:
     newline = body.find(b"\n")
     if newline < 0:
         return json.loads(body), b""
-    return json.loads(body[:newline]), body[newline + 1:]
+    return json.loads(body[:newline]), body[newline + 1 :]
 
 
 def send(sock: socket.socket, kind: bytes, body: bytes) -> None:
@@ -103,7 +103,7 @@ class FrameReader:
             end = HEADER.size + length
             if len(self._buffer) < end:
                 break
-            frame = bytes(self._buffer[HEADER.size:end])
+            frame = bytes(self._buffer[HEADER.size : end])
             del self._buffer[:end]
             frames.append((frame[:1], frame[1:]))
         return frames

@@ -33,28 +33,50 @@ def perform(context: HttpContext | None, request: dict[str, Any], time_left_seco
     method = str(request.get("method", "GET")).upper()
     if method not in ALLOWED_METHODS:
         return _refuse(f"HTTP method {method} is not allowed")
-    url = urljoin(context.base_url.rstrip("/") + "/", str(request.get("path", "")).lstrip("/")) \
-        if "://" not in str(request.get("path", "")) else str(request["path"])
+    url = (
+        urljoin(context.base_url.rstrip("/") + "/", str(request.get("path", "")).lstrip("/"))
+        if "://" not in str(request.get("path", ""))
+        else str(request["path"])
+    )
     parts = urlsplit(url)
     allowed = {host.lower() for host in context.allowed_hosts} or {urlsplit(context.base_url).hostname or ""}
     if parts.scheme not in ("http", "https") or (parts.hostname or "").lower() not in allowed:
-        return _refuse(f'requests to "{parts.hostname}" are forbidden: this connection may reach '
-                       f'{", ".join(sorted(allowed))}')
+        return _refuse(
+            f'requests to "{parts.hostname}" are forbidden: this connection may reach '
+            f"{', '.join(sorted(allowed))}"
+        )
     headers = {str(k): str(v) for k, v in (request.get("headers") or {}).items()}
     headers.update(context.headers)  # the connection's auth wins over anything the code set
-    timeout = min(float(request.get("timeout") or DEFAULT_REQUEST_TIMEOUT_SECONDS), max(0.1, time_left_seconds))
+    timeout = min(
+        float(request.get("timeout") or DEFAULT_REQUEST_TIMEOUT_SECONDS), max(0.1, time_left_seconds)
+    )
     try:
-        with _session.request(method, url, params=request.get("params"), headers=headers,
-                              json=request.get("json"), data=request.get("data"), timeout=timeout,
-                              allow_redirects=False, stream=True) as response:
+        with _session.request(
+            method,
+            url,
+            params=request.get("params"),
+            headers=headers,
+            json=request.get("json"),
+            data=request.get("data"),
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
+        ) as response:
             body = b""
             for chunk in response.iter_content(64 * 1024):
                 body += chunk
                 if len(body) > MAX_RESPONSE_BYTES:
-                    return _refuse(f"the response is larger than {MAX_RESPONSE_BYTES} bytes",
-                                   ErrorType.OUTPUT_LIMIT)
+                    return _refuse(
+                        f"the response is larger than {MAX_RESPONSE_BYTES} bytes", ErrorType.OUTPUT_LIMIT
+                    )
             text = body.decode(response.encoding or "utf-8", errors="replace")
-            return {"response": {"status_code": response.status_code, "headers": dict(response.headers),
-                                 "text": text, "url": response.url}}
+            return {
+                "response": {
+                    "status_code": response.status_code,
+                    "headers": dict(response.headers),
+                    "text": text,
+                    "url": response.url,
+                }
+            }
     except requests.RequestException as error:
         return _refuse(f"HTTP request failed: {type(error).__name__}: {error}", ErrorType.RUNTIME_ERROR)

@@ -80,10 +80,22 @@ class Zygote:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.zygote", "--fd", str(theirs.fileno()),
-             "--isolate-network", "1" if self.settings.isolate_network else "0",
-             "--idle", str(min(MAX_IDLE_PROCESSES, self.settings.job_spaces))],
-            pass_fds=[theirs.fileno()], env=env, close_fds=True, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "sandbox.zygote",
+                "--fd",
+                str(theirs.fileno()),
+                "--isolate-network",
+                "1" if self.settings.isolate_network else "0",
+                "--idle",
+                str(min(MAX_IDLE_PROCESSES, self.settings.job_spaces)),
+            ],
+            pass_fds=[theirs.fileno()],
+            env=env,
+            close_fds=True,
+            start_new_session=True,
+        )
         theirs.close()
         ours.settimeout(ZYGOTE_START_TIMEOUT_SECONDS)
         kind, body = protocol.recv(ours)
@@ -139,8 +151,10 @@ class Zygote:
             while True:
                 kind, body = protocol.recv(control)
                 header, payload = protocol.split(body)
+                job_id = header.get("id")
                 with self._waiters_lock:
-                    waiter = self._waiters.get(header.get("id"))
+                    # a message without a string id belongs to no job: drop it, as an unknown id is
+                    waiter = self._waiters.get(job_id) if isinstance(job_id, str) else None
                 if waiter is not None:
                     waiter.put((kind, header, payload))
         except (OSError, ValueError) as error:
@@ -188,8 +202,11 @@ class JobRunner:
     def run(self, job: JobRequest) -> JobAnswer:
         """Run one job; returns the JSON answer body. Raises RunnerBusy or RunnerUnavailable."""
         if not self._spaces.acquire(timeout=self.settings.queue_wait_seconds):
-            raise RunnerBusy(f"all {self.settings.job_spaces} job spaces stayed busy for "
-                             f"{self.settings.queue_wait_seconds} s", retry_after_seconds=1.0)
+            raise RunnerBusy(
+                f"all {self.settings.job_spaces} job spaces stayed busy for "
+                f"{self.settings.queue_wait_seconds} s",
+                retry_after_seconds=1.0,
+            )
         with self._busy_lock:
             self._busy += 1
         try:
@@ -201,17 +218,25 @@ class JobRunner:
 
     def _run(self, job: JobRequest) -> JobAnswer:
         job_id = f"{os.getpid()}-{next(self._ids)}"
-        header = {"id": job_id, "code": job.code, "entrypoint": job.entrypoint,
-                  "connection": job.connection, "http": job.http is not None,
-                  "memory_limit_mb": job.memory_limit_mb, "timeout_seconds": job.timeout_seconds,
-                  "max_output_bytes": self.settings.max_output_bytes,
-                  "max_log_bytes": self.settings.max_log_bytes}
+        header = {
+            "id": job_id,
+            "code": job.code,
+            "entrypoint": job.entrypoint,
+            "connection": job.connection,
+            "http": job.http is not None,
+            "memory_limit_mb": job.memory_limit_mb,
+            "timeout_seconds": job.timeout_seconds,
+            "max_output_bytes": self.settings.max_output_bytes,
+            "max_log_bytes": self.settings.max_log_bytes,
+        }
         deadline = time.monotonic() + job.timeout_seconds
         waiter = self.zygote.submit(job_id, header, job.input_json)
         try:
             while True:
                 try:
-                    kind, reply, payload = waiter.get(timeout=deadline + RESULT_GRACE_SECONDS - time.monotonic())
+                    kind, reply, payload = waiter.get(
+                        timeout=deadline + RESULT_GRACE_SECONDS - time.monotonic()
+                    )
                 except queue.Empty:
                     raise RunnerUnavailable("the job process pool did not answer in time")
                 if kind is None:
@@ -227,9 +252,13 @@ class JobRunner:
 
 def _answer(reply: dict[str, Any], payload: bytes) -> JobAnswer:
     """The JSON answer of a job, splicing the result bytes in without parsing them again."""
-    document: dict[str, Any] = {"status": "failed", "error": None, "logs": "",
-                                "duration_ms": reply.get("duration_ms", 0.0),
-                                "peak_memory_mb": reply.get("peak_memory_mb", 0.0)}
+    document: dict[str, Any] = {
+        "status": "failed",
+        "error": None,
+        "logs": "",
+        "duration_ms": reply.get("duration_ms", 0.0),
+        "peak_memory_mb": reply.get("peak_memory_mb", 0.0),
+    }
     result = b"null"
     if reply.get("error"):
         document["error"] = reply["error"]
@@ -243,6 +272,9 @@ def _answer(reply: dict[str, Any], payload: bytes) -> JobAnswer:
             result = result_bytes or b"null"
     rest = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
     error = document["error"]
-    return JobAnswer(body=b'{"result":' + result + b"," + rest[1:], status=document["status"],
-                     error_type=error["type"] if error else None,
-                     duration_ms=float(document["duration_ms"]))
+    return JobAnswer(
+        body=b'{"result":' + result + b"," + rest[1:],
+        status=document["status"],
+        error_type=error["type"] if error else None,
+        duration_ms=float(document["duration_ms"]),
+    )

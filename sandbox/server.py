@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
-from werkzeug.serving import make_server
+from werkzeug.serving import ThreadedWSGIServer, make_server
 
 from sandbox.errors import BadRequest, ErrorType, RunnerBusy, RunnerUnavailable
 from sandbox.metrics import RunnerMetrics
@@ -36,13 +36,19 @@ JSON = "application/json"
 def _version() -> str:
     try:
         from engine import __version__
+
         return __version__
     except Exception:  # noqa: BLE001 - the runner does not depend on the engine package
         return "0.0.0"
 
 
-def _error(status: int, error_type: ErrorType, message: str, field: str | None = None,
-           headers: dict[str, str] | None = None) -> Response:
+def _error(
+    status: int,
+    error_type: ErrorType,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     error: dict[str, Any] = {"type": str(error_type), "message": message}
     if field:
         error["field"] = field
@@ -70,26 +76,44 @@ def parse_job(document: Any, settings: RunnerSettings) -> JobRequest:
     if not isinstance(limits, dict):
         raise BadRequest("limits", "must be an object")
     if set(limits) - {"memory_mb", "timeout_seconds"}:
-        raise BadRequest("limits." + sorted(set(limits) - {"memory_mb", "timeout_seconds"})[0], "unknown field")
+        raise BadRequest(
+            "limits." + sorted(set(limits) - {"memory_mb", "timeout_seconds"})[0], "unknown field"
+        )
     memory = limits.get("memory_mb", settings.default_memory_limit_mb)
     if type(memory) is not int or not 16 <= memory <= settings.default_memory_limit_mb:
-        raise BadRequest("limits.memory_mb", f"must be a whole number of MB, 16..{settings.default_memory_limit_mb}")
+        raise BadRequest(
+            "limits.memory_mb", f"must be a whole number of MB, 16..{settings.default_memory_limit_mb}"
+        )
     timeout = limits.get("timeout_seconds", settings.default_timeout_seconds)
-    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout)
-            or not 0 < timeout <= settings.default_timeout_seconds):
-        raise BadRequest("limits.timeout_seconds",
-                         f"must be a number of seconds, above 0 and at most {settings.default_timeout_seconds}")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= settings.default_timeout_seconds
+    ):
+        raise BadRequest(
+            "limits.timeout_seconds",
+            f"must be a number of seconds, above 0 and at most {settings.default_timeout_seconds}",
+        )
     connection = document.get("connection") or {}
     if not isinstance(connection, dict):
         raise BadRequest("connection", "must be an object of the connection's non-secret fields")
     http = _parse_http(document.get("http"))
     try:
-        input_json = json.dumps(document.get("input"), ensure_ascii=False, allow_nan=False,
-                                separators=(",", ":")).encode("utf-8", "surrogatepass")
+        input_json = json.dumps(
+            document.get("input"), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8", "surrogatepass")
     except ValueError as error:
         raise BadRequest("input", f"must be JSON: {error}")
-    return JobRequest(code=code, input_json=input_json, connection=connection, http=http,
-                      memory_limit_mb=memory, timeout_seconds=float(timeout), entrypoint=entrypoint)
+    return JobRequest(
+        code=code,
+        input_json=input_json,
+        connection=connection,
+        http=http,
+        memory_limit_mb=memory,
+        timeout_seconds=float(timeout),
+        entrypoint=entrypoint,
+    )
 
 
 def _parse_http(document: Any) -> HttpContext | None:
@@ -98,12 +122,16 @@ def _parse_http(document: Any) -> HttpContext | None:
     if not isinstance(document, dict):
         raise BadRequest("http", "must be an object {base_url, headers, allowed_hosts}")
     base_url = document.get("base_url")
-    if not isinstance(base_url, str) or urlsplit(base_url).scheme not in ("http", "https") \
-            or not urlsplit(base_url).hostname:
+    if (
+        not isinstance(base_url, str)
+        or urlsplit(base_url).scheme not in ("http", "https")
+        or not urlsplit(base_url).hostname
+    ):
         raise BadRequest("http.base_url", "must be an absolute http(s) URL")
     headers = document.get("headers") or {}
-    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                for k, v in headers.items()):
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
         raise BadRequest("http.headers", "must be an object of string header values")
     hosts = document.get("allowed_hosts") or []
     if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
@@ -121,8 +149,13 @@ def create_app(runner: JobRunner, metrics: RunnerMetrics) -> Flask:
     @app.get("/")
     def health() -> Response:
         alive = runner.zygote.alive
-        document = {"status": "ok" if alive else "unavailable", "mode": MODE, "version": version,
-                    "job_spaces": settings.job_spaces, "remaining": runner.remaining_job_spaces}
+        document = {
+            "status": "ok" if alive else "unavailable",
+            "mode": MODE,
+            "version": version,
+            "job_spaces": settings.job_spaces,
+            "remaining": runner.remaining_job_spaces,
+        }
         return Response(json.dumps(document), status=200 if alive else 503, mimetype=JSON)
 
     @app.get("/api/v2/prometheus")
@@ -143,8 +176,12 @@ def create_app(runner: JobRunner, metrics: RunnerMetrics) -> Flask:
             answer = runner.run(job)
         except RunnerBusy as error:
             metrics.rejected.inc()
-            return _error(429, ErrorType.RUNNER_BUSY, error.message,
-                          headers={"Retry-After": str(math.ceil(error.retry_after_seconds))})
+            return _error(
+                429,
+                ErrorType.RUNNER_BUSY,
+                error.message,
+                headers={"Retry-After": str(math.ceil(error.retry_after_seconds))},
+            )
         except RunnerUnavailable as error:
             return _error(503, ErrorType.RUNNER_ERROR, error.message)
         metrics.observe(answer.status, answer.error_type, answer.duration_ms)
@@ -152,7 +189,9 @@ def create_app(runner: JobRunner, metrics: RunnerMetrics) -> Flask:
 
     @app.errorhandler(413)
     def too_large(_: Exception) -> Response:
-        return _error(413, ErrorType.INVALID_REQUEST, f"the body is larger than {MAX_REQUEST_BYTES} bytes", "body")
+        return _error(
+            413, ErrorType.INVALID_REQUEST, f"the body is larger than {MAX_REQUEST_BYTES} bytes", "body"
+        )
 
     @app.errorhandler(404)
     def not_found(_: Exception) -> Response:
@@ -171,22 +210,30 @@ class _Stop(Exception):
 
 def serve(settings: RunnerSettings, *, ready: threading.Event | None = None) -> None:
     """Run the runner until Ctrl-C or SIGTERM (blocking); stopping kills every job process."""
-    logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if settings.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     if not settings.debug:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request access line
     runner = JobRunner(settings)
     runner.start()
     metrics = RunnerMetrics(settings.job_spaces, lambda: runner.remaining_job_spaces)
     server = make_server(settings.host, settings.port, create_app(runner, metrics), threaded=True)
+    assert isinstance(server, ThreadedWSGIServer), "make_server(threaded=True) builds a ThreadedWSGIServer"
     server.daemon_threads = True
 
     def stop(signum: int, _frame: Any) -> None:
         raise _Stop(signal.Signals(signum).name)
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
-    log.info("custom code runner listening on http://%s:%s with %s job spaces",
-             settings.host, server.server_port, settings.job_spaces)
+    log.info(
+        "custom code runner listening on http://%s:%s with %s job spaces",
+        settings.host,
+        server.server_port,
+        settings.job_spaces,
+    )
     if ready is not None:
         ready.set()
     try:

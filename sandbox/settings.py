@@ -62,28 +62,65 @@ class RunnerSettings:
             return value
 
         port = read("PORT", DEFAULT_PORT, int, lambda v: 0 <= v <= 65535, "a port number 0..65535")
-        spaces = read("CUSTOM_CODE_RUNNER_JOB_SPACES", 2 * (os.cpu_count() or 1), int,
-                      lambda v: v >= 1, "a whole number of job spaces >= 1")
-        memory = read("CUSTOM_CODE_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT_BYTES, int,
-                      lambda v: v >= MIN_MEMORY_LIMIT_BYTES,
-                      f"a memory limit in bytes >= {MIN_MEMORY_LIMIT_BYTES}")
-        timeout = read("CUSTOM_CODE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, float,
-                       lambda v: math.isfinite(v) and v > 0, "a positive number of seconds")
-        output = read("CUSTOM_CODE_MAX_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT_BYTES, int,
-                      lambda v: v >= 1024, "a size in bytes >= 1024")
-        logs = read("CUSTOM_CODE_MAX_LOG_BYTES", DEFAULT_MAX_LOG_BYTES, int,
-                    lambda v: v >= 1024, "a size in bytes >= 1024")
-        wait = read("CUSTOM_CODE_RUNNER_QUEUE_WAIT_SECONDS", DEFAULT_QUEUE_WAIT_SECONDS, float,
-                    lambda v: math.isfinite(v) and v >= 0, "a number of seconds >= 0")
+        spaces = read(
+            "CUSTOM_CODE_RUNNER_JOB_SPACES",
+            2 * (os.cpu_count() or 1),
+            int,
+            lambda v: v >= 1,
+            "a whole number of job spaces >= 1",
+        )
+        memory = read(
+            "CUSTOM_CODE_MEMORY_LIMIT",
+            DEFAULT_MEMORY_LIMIT_BYTES,
+            int,
+            lambda v: v >= MIN_MEMORY_LIMIT_BYTES,
+            f"a memory limit in bytes >= {MIN_MEMORY_LIMIT_BYTES}",
+        )
+        timeout = read(
+            "CUSTOM_CODE_TIMEOUT_SECONDS",
+            DEFAULT_TIMEOUT_SECONDS,
+            float,
+            lambda v: math.isfinite(v) and v > 0,
+            "a positive number of seconds",
+        )
+        output = read(
+            "CUSTOM_CODE_MAX_OUTPUT_BYTES",
+            DEFAULT_MAX_OUTPUT_BYTES,
+            int,
+            lambda v: v >= 1024,
+            "a size in bytes >= 1024",
+        )
+        logs = read(
+            "CUSTOM_CODE_MAX_LOG_BYTES",
+            DEFAULT_MAX_LOG_BYTES,
+            int,
+            lambda v: v >= 1024,
+            "a size in bytes >= 1024",
+        )
+        wait = read(
+            "CUSTOM_CODE_RUNNER_QUEUE_WAIT_SECONDS",
+            DEFAULT_QUEUE_WAIT_SECONDS,
+            float,
+            lambda v: math.isfinite(v) and v >= 0,
+            "a number of seconds >= 0",
+        )
         isolate = read("CUSTOM_CODE_ISOLATE_NETWORK", True, _parse_bool, lambda v: True, "true or false")
         debug = read("DEBUG_ALL", False, _parse_bool, lambda v: True, "true or false")
         host = env.get("CUSTOM_CODE_RUNNER_HOST", "").strip() or "0.0.0.0"  # noqa: S104
         if problems:
             raise SettingsError(problems)
-        return cls(port=port, host=host, job_spaces=spaces,
-                   default_memory_limit_mb=max(1, memory // (1024 * 1024)),
-                   default_timeout_seconds=timeout, max_output_bytes=output, max_log_bytes=logs,
-                   queue_wait_seconds=wait, isolate_network=isolate, debug=debug)
+        return cls(
+            port=port,
+            host=host,
+            job_spaces=spaces,
+            default_memory_limit_mb=max(1, memory // (1024 * 1024)),
+            default_timeout_seconds=timeout,
+            max_output_bytes=output,
+            max_log_bytes=logs,
+            queue_wait_seconds=wait,
+            isolate_network=isolate,
+            debug=debug,
+        )
 
 
 def _parse_bool(raw: str) -> bool:

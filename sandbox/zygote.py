@@ -219,19 +219,35 @@ class Zygote:
         limit_mb = job.header["memory_limit_mb"]
         # Without the job's own baseline, count from the zygote's resident size as an estimate.
         peak_mb = max(0.0, (peak_rss_bytes - self.baseline_rss_bytes) / (1024 * 1024))
-        header: dict[str, Any] = {"id": job.id, "duration_ms": round(duration_ms, 3),
-                                  "peak_memory_mb": round(peak_mb, 2)}
+        header: dict[str, Any] = {
+            "id": job.id,
+            "duration_ms": round(duration_ms, 3),
+            "peak_memory_mb": round(peak_mb, 2),
+        }
         signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         if job.timed_out or signum == signal.SIGXCPU:
-            header["error"] = {"type": ErrorType.TIME_LIMIT, "line": None,
-                               "message": f"the job exceeded its time limit of {job.header['timeout_seconds']} s"}
-        elif (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3) or peak_mb >= MEMORY_DEATH_RATIO * limit_mb:
-            header["error"] = {"type": ErrorType.MEMORY_LIMIT, "line": None,
-                               "message": f"the job exceeded its memory limit of {limit_mb} MB"}
+            header["error"] = {
+                "type": ErrorType.TIME_LIMIT,
+                "line": None,
+                "message": f"the job exceeded its time limit of {job.header['timeout_seconds']} s",
+            }
+        elif (
+            os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3
+        ) or peak_mb >= MEMORY_DEATH_RATIO * limit_mb:
+            header["error"] = {
+                "type": ErrorType.MEMORY_LIMIT,
+                "line": None,
+                "message": f"the job exceeded its memory limit of {limit_mb} MB",
+            }
         else:
-            how = f"signal {signal.Signals(signum).name}" if signum else f"exit status {os.WEXITSTATUS(status)}"
-            header["error"] = {"type": ErrorType.RUNTIME_ERROR, "line": None,
-                               "message": f"the job process died unexpectedly ({how})"}
+            how = (
+                f"signal {signal.Signals(signum).name}" if signum else f"exit status {os.WEXITSTATUS(status)}"
+            )
+            header["error"] = {
+                "type": ErrorType.RUNTIME_ERROR,
+                "line": None,
+                "message": f"the job process died unexpectedly ({how})",
+            }
         self._reply(protocol.RESULT, header)
 
     # -- loop ----------------------------------------------------------------------------------
@@ -312,8 +328,7 @@ def confinement_for(isolate_network: bool) -> executor.Confinement:
         except KeyError:
             uid, gid = 65534, 65534
     devnull = os.open(os.devnull, os.O_RDWR)
-    return executor.Confinement(uid=uid, gid=gid, isolate_network=isolate_network,
-                                devnull_fd=devnull)
+    return executor.Confinement(uid=uid, gid=gid, isolate_network=isolate_network, devnull_fd=devnull)
 
 
 def warm_up() -> None:
@@ -338,8 +353,11 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
     confinement = confinement_for(bool(args.isolate_network))
     warm_up()
-    control.sendall(protocol.pack(protocol.RESULT, protocol.join({"ready": True, "pid": os.getpid(),
-                                                                   "uid": confinement.uid})))
+    control.sendall(
+        protocol.pack(
+            protocol.RESULT, protocol.join({"ready": True, "pid": os.getpid(), "uid": confinement.uid})
+        )
+    )
     Zygote(control, confinement, max(0, args.idle)).serve_forever()
 
 

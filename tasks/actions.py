@@ -7,7 +7,9 @@ from tasks.runtime import services
 
 
 @celery_app.task(name="instant.run_action", bind=True)
-def run_action(self, action_run_id: str, snapshot: dict | None = None, redelivered: bool = False) -> str | None:
+def run_action(
+    self, action_run_id: str, snapshot: dict | None = None, redelivered: bool = False
+) -> str | None:
     """Execute the action run recorded in MongoDB under action_run_id (idempotent on redelivery)."""
     from engine.domain.action_runs import execute_run
 

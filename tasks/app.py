@@ -29,8 +29,12 @@ def task_modules() -> list[str]:
 
     import tasks
 
-    return sorted(f"tasks.{info.name}" for info in pkgutil.iter_modules(tasks.__path__)
-                  if info.name not in NOT_TASK_MODULES)
+    return sorted(
+        f"tasks.{info.name}"
+        for info in pkgutil.iter_modules(tasks.__path__)
+        if info.name not in NOT_TASK_MODULES
+    )
+
 
 celery_app = Celery("engine", set_as_current=True)
 
@@ -41,7 +45,9 @@ def configure_celery(app: Celery, config: Config) -> Celery:
         broker_url=config.broker_url,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
-            "visibility_timeout": max(BROKER_VISIBILITY_TIMEOUT_SECONDS, config.max_queued_tasks_process_time_seconds * 2),
+            "visibility_timeout": max(
+                BROKER_VISIBILITY_TIMEOUT_SECONDS, config.max_queued_tasks_process_time_seconds * 2
+            ),
             "socket_timeout": 10,
             "socket_connect_timeout": 5,
             "health_check_interval": 15,

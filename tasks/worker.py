@@ -54,15 +54,23 @@ def run_worker(config: Config, mode: Mode) -> None:
 
     argv = [
         "worker",
-        "--queues", queue,
-        "--concurrency", "1",
-        "--pool", "prefork",
-        "--hostname", f"{queue}-{os.getpid()}@{socket.gethostname()}",
+        "--queues",
+        queue,
+        "--concurrency",
+        "1",
+        "--pool",
+        "prefork",
+        "--hostname",
+        f"{queue}-{os.getpid()}@{socket.gethostname()}",
         "--without-gossip",
         "--without-mingle",
-        "--loglevel", "DEBUG" if config.debug_all else "INFO",
+        "--loglevel",
+        "DEBUG" if config.debug_all else "INFO",
     ]
     if mode is Mode.QUEUED_WORKER:
-        argv += ["--time-limit", str(config.max_queued_tasks_process_time_seconds + QUEUE_TIME_LIMIT_GRACE_SECONDS)]
+        argv += [
+            "--time-limit",
+            str(config.max_queued_tasks_process_time_seconds + QUEUE_TIME_LIMIT_GRACE_SECONDS),
+        ]
     log.info("starting %s on queue %s", mode.value, queue)
     celery_app.worker_main(argv)

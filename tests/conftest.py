@@ -146,7 +146,9 @@ def wait_for_status(proc: EngineProcess, status: int, timeout_seconds: float) ->
     raise AssertionError(f"GET / never answered {status} (last: {last}):\n{proc.logs()[-3000:]}")
 
 
-def wait_for_body(proc: EngineProcess, predicate, timeout_seconds: float, *, status: int | None = None) -> dict:
+def wait_for_body(
+    proc: EngineProcess, predicate, timeout_seconds: float, *, status: int | None = None
+) -> dict:
     """The first health body that satisfies predicate (and has `status`, if given); fails otherwise."""
     started = time.monotonic()
     body: dict = {}
@@ -174,7 +176,10 @@ def start_engine(tmp_path: Path) -> Iterator:
         full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         process = subprocess.Popen(
             [sys.executable, "-m", "engine", *(args or ("run",))],
-            env=full_env, cwd=REPO_ROOT, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            env=full_env,
+            cwd=REPO_ROOT,
+            stdout=open(log_path, "wb"),
+            stderr=subprocess.STDOUT,  # noqa: SIM115
         )
         proc = EngineProcess(process, port, log_path)
         started.append(proc)

@@ -24,11 +24,16 @@ def get_action_run(run_id: str):
 
 
 @blueprint.get("/action-runs")
-@document(summary="List action runs", tags=["actions"], query=RUNS_QUERY, responses={200: page_schema(ACTION_RUN)})
+@document(
+    summary="List action runs", tags=["actions"], query=RUNS_QUERY, responses={200: page_schema(ACTION_RUN)}
+)
 @require(Role.CUSTOMER, Role.WORKSPACE_ADMIN)
 def list_action_runs():
     cursor, limit = list_args()
     action_key = query_params(RUNS_QUERY).get("actionKey")
     services = current_app.extensions["engine.services"]
-    return jsonify(action_runs.list_runs(services, current_principal(), action_key=action_key, cursor=cursor,
-                                         limit=limit).to_document())
+    return jsonify(
+        action_runs.list_runs(
+            services, current_principal(), action_key=action_key, cursor=cursor, limit=limit
+        ).to_document()
+    )

@@ -13,25 +13,51 @@ from engine.errors import ValidationFailed
 
 blueprint = Blueprint("connections", __name__)
 
-CONNECTION = {"type": "object", "properties": {
-    "id": {"type": "string"}, "integrationKey": {"type": "string"},
-    "customerId": {"type": "string", "description": "the customer's internalId"}, "name": {"type": "string"},
-    "state": {"enum": ["READY", "DISCONNECTED", "ERROR"]}, "lastError": {"type": ["string", "null"]},
-    "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"},
-    "authorizationUrl": {"type": "string", "description": "OAuth2: where to send the customer to approve"}}}
+CONNECTION = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "integrationKey": {"type": "string"},
+        "customerId": {"type": "string", "description": "the customer's internalId"},
+        "name": {"type": "string"},
+        "state": {"enum": ["READY", "DISCONNECTED", "ERROR"]},
+        "lastError": {"type": ["string", "null"]},
+        "createdAt": {"type": "string", "format": "date-time"},
+        "updatedAt": {"type": "string", "format": "date-time"},
+        "authorizationUrl": {
+            "type": "string",
+            "description": "OAuth2: where to send the customer to approve",
+        },
+    },
+}
 CREATE_CONNECTION = {
-    "type": "object", "additionalProperties": False, "required": ["integrationKey", "credentials"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["integrationKey", "credentials"],
     "properties": {
         "integrationKey": {"type": "string", "pattern": KEY_PATTERN},
         "credentials": {"type": "object", "description": "the connector's auth fields (its JSON Schema)"},
         "name": {"type": "string", "maxLength": 200},
-        "customerId": {"type": "string", "minLength": 1, "maxLength": 200,
-                       "description": "workspace admins only: the customer's internalId"}},
+        "customerId": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "workspace admins only: the customer's internalId",
+        },
+    },
 }
-TEST_REPORT = {"type": "object", "properties": {"ok": {"type": "boolean"}, "state": {"type": "string"},
-                                                "error": {"type": "object"}}}
-CONNECTION_QUERY = {**LIST_QUERY, "customerId": {"type": "string", "maxLength": 200,
-                                                 "description": "workspace admins: one customer's connections"}}
+TEST_REPORT = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}, "state": {"type": "string"}, "error": {"type": "object"}},
+}
+CONNECTION_QUERY = {
+    **LIST_QUERY,
+    "customerId": {
+        "type": "string",
+        "maxLength": 200,
+        "description": "workspace admins: one customer's connections",
+    },
+}
 
 
 def _services():
@@ -46,19 +72,26 @@ def _customer_of(principal: Principal, internal_id: str | None):
         return principal.customer_id, principal.customer_internal_id
     if internal_id is None:
         raise ValidationFailed("a workspace admin must name the customer", field="customerId")
-    customer = tenancy.ensure_customer(services, principal.workspace_id, internal_id)
+    customer = tenancy.ensure_customer(services, principal.workspace, internal_id)
     return customer.id, customer.internal_id
 
 
 def _own(connection_id: str) -> connections.Connection:
     principal = current_principal()
-    return connections.get_connection(_services(), principal.workspace_id, connection_id,
-                                      principal.customer_id if principal.role is Role.CUSTOMER else None)
+    return connections.get_connection(
+        _services(),
+        principal.workspace,
+        connection_id,
+        principal.customer_id if principal.role is Role.CUSTOMER else None,
+    )
 
 
 @blueprint.post("/connections")
-@document(summary="Connect a customer's account (or reconnect it)", tags=["connections"],
-          responses={201: CONNECTION, 200: CONNECTION})
+@document(
+    summary="Connect a customer's account (or reconnect it)",
+    tags=["connections"],
+    responses={201: CONNECTION, 200: CONNECTION},
+)
 @require(Role.CUSTOMER, Role.WORKSPACE_ADMIN)
 @validate_body(CREATE_CONNECTION)
 def create_connection():
@@ -66,8 +99,15 @@ def create_connection():
     data = body()
     principal = current_principal()
     customer_id, internal_id = _customer_of(principal, data.get("customerId"))
-    connection, created = connections.connect(_services(), principal.workspace_id, customer_id, internal_id,
-                                              data["integrationKey"], data["credentials"], data.get("name"))
+    connection, created = connections.connect(
+        _services(),
+        principal.workspace,
+        customer_id,
+        internal_id,
+        data["integrationKey"],
+        data["credentials"],
+        data.get("name"),
+    )
     answer = connection.to_public()
     if connection.state is connections.ConnectionState.DISCONNECTED:
         answer["authorizationUrl"] = connections.authorization_url(_services(), connection)
@@ -75,8 +115,12 @@ def create_connection():
 
 
 @blueprint.get(connections.OAUTH_CALLBACK_PATH)
-@document(summary="OAuth2 callback: the app redirects the customer here after approval", tags=["connections"],
-          query={"code": {"type": "string"}, "state": {"type": "string"}}, responses={200: CONNECTION})
+@document(
+    summary="OAuth2 callback: the app redirects the customer here after approval",
+    tags=["connections"],
+    query={"code": {"type": "string"}, "state": {"type": "string"}},
+    responses={200: CONNECTION},
+)
 def oauth_callback():
     """No bearer token: the signed, short-lived `state` names the connection."""
     connection = connections.complete_oauth(_services(), request.args.get("code"), request.args.get("state"))
@@ -84,8 +128,12 @@ def oauth_callback():
 
 
 @blueprint.get("/connections")
-@document(summary="List connections (a customer sees its own)", tags=["connections"], query=CONNECTION_QUERY,
-          responses={200: page_schema(CONNECTION)})
+@document(
+    summary="List connections (a customer sees its own)",
+    tags=["connections"],
+    query=CONNECTION_QUERY,
+    responses={200: page_schema(CONNECTION)},
+)
 @require(Role.CUSTOMER, Role.WORKSPACE_ADMIN)
 def list_connections():
     principal = current_principal()
@@ -93,14 +141,19 @@ def list_connections():
     customer_id = principal.customer_id
     if principal.role is not Role.CUSTOMER:
         internal = query_params(CONNECTION_QUERY).get("customerId")
-        customer_id = tenancy.get_customer(_services(), principal.workspace_id, internal).id if internal else None
-    page = connections.list_connections(_services(), principal.workspace_id, customer_id=customer_id,
-                                        cursor=cursor, limit=limit)
+        customer_id = (
+            tenancy.get_customer(_services(), principal.workspace, internal).id if internal else None
+        )
+    page = connections.list_connections(
+        _services(), principal.workspace, customer_id=customer_id, cursor=cursor, limit=limit
+    )
     return jsonify(page.to_document())
 
 
 @blueprint.get("/connections/<connection_id>")
-@document(summary="Get a connection (never its credentials)", tags=["connections"], responses={200: CONNECTION})
+@document(
+    summary="Get a connection (never its credentials)", tags=["connections"], responses={200: CONNECTION}
+)
 @require(Role.CUSTOMER, Role.WORKSPACE_ADMIN)
 def get_connection(connection_id: str):
     return jsonify(_own(connection_id).to_public())

@@ -12,16 +12,37 @@ from engine.errors import BadRequest
 
 blueprint = Blueprint("connectors", __name__)
 
-VERSION = {"type": "object", "properties": {
-    "version": {"type": "string"}, "name": {"type": "string"}, "sha256": {"type": "string"},
-    "archiveBytes": {"type": "integer"}, "uploadedAt": {"type": "string", "format": "date-time"}}}
-CONNECTOR = {"type": "object", "properties": {
-    "key": {"type": "string"}, "name": {"type": "string"}, "currentVersion": {"type": "string"},
-    "versions": {"type": "array", "items": VERSION},
-    "spec": {"type": "object", "description": "the current version's spec.yaml (docs/connectors.md)"}}}
-UPLOAD = {"type": "object", "required": ["file"],
-          "properties": {"file": {"type": "string", "format": "binary",
-                                  "description": "the connector .zip (spec.yaml at its root)"}}}
+VERSION = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "string"},
+        "name": {"type": "string"},
+        "sha256": {"type": "string"},
+        "archiveBytes": {"type": "integer"},
+        "uploadedAt": {"type": "string", "format": "date-time"},
+    },
+}
+CONNECTOR = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        "name": {"type": "string"},
+        "currentVersion": {"type": "string"},
+        "versions": {"type": "array", "items": VERSION},
+        "spec": {"type": "object", "description": "the current version's spec.yaml (docs/connectors.md)"},
+    },
+}
+UPLOAD = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "the connector .zip (spec.yaml at its root)",
+        }
+    },
+}
 
 
 def _services():
@@ -29,7 +50,9 @@ def _services():
 
 
 @blueprint.post("/connectors")
-@document(summary="Upload a connector version", tags=["connectors"], multipart=UPLOAD, responses={201: CONNECTOR})
+@document(
+    summary="Upload a connector version", tags=["connectors"], multipart=UPLOAD, responses={201: CONNECTOR}
+)
 @require(Role.WORKSPACE_ADMIN)
 def upload_connector():
     """Validates the archive (400 naming the first problem; nothing stored), stores it in
@@ -40,19 +63,24 @@ def upload_connector():
     data = upload.read()
     if not data:
         raise BadRequest("the uploaded file is empty", field="file")
-    return jsonify(integrations.upload_connector(_services(), current_principal().workspace_id, data)), 201
+    return jsonify(integrations.upload_connector(_services(), current_principal().workspace, data)), 201
 
 
 @blueprint.get("/connectors")
-@document(summary="List connectors and their versions", tags=["connectors"],
-          responses={200: {"type": "object", "properties": {"items": {"type": "array", "items": CONNECTOR}}}})
+@document(
+    summary="List connectors and their versions",
+    tags=["connectors"],
+    responses={200: {"type": "object", "properties": {"items": {"type": "array", "items": CONNECTOR}}}},
+)
 @require(Role.WORKSPACE_ADMIN, Role.CUSTOMER)
 def list_connectors():
-    return jsonify(integrations.list_connectors(_services(), current_principal().workspace_id))
+    return jsonify(integrations.list_connectors(_services(), current_principal().workspace))
 
 
 @blueprint.get("/connectors/<key>")
-@document(summary="Get a connector, its versions and current spec", tags=["connectors"], responses={200: CONNECTOR})
+@document(
+    summary="Get a connector, its versions and current spec", tags=["connectors"], responses={200: CONNECTOR}
+)
 @require(Role.WORKSPACE_ADMIN, Role.CUSTOMER)
 def get_connector(key: str):
-    return jsonify(integrations.get_connector(_services(), current_principal().workspace_id, key))
+    return jsonify(integrations.get_connector(_services(), current_principal().workspace, key))

@@ -11,13 +11,23 @@ from engine.domain import tenancy
 
 blueprint = Blueprint("customers", __name__)
 
-CUSTOMER = {"type": "object", "properties": {
-    "id": {"type": "string"}, "internalId": {"type": "string"}, "name": {"type": "string"},
-    "createdAt": {"type": "string", "format": "date-time"}}}
+CUSTOMER = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "internalId": {"type": "string"},
+        "name": {"type": "string"},
+        "createdAt": {"type": "string", "format": "date-time"},
+    },
+}
 CREATE_CUSTOMER = {
-    "type": "object", "additionalProperties": False, "required": ["internalId"],
-    "properties": {"internalId": {"type": "string", "minLength": 1, "maxLength": 200},
-                   "name": {"type": "string", "maxLength": 200}},
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["internalId"],
+    "properties": {
+        "internalId": {"type": "string", "minLength": 1, "maxLength": 200},
+        "name": {"type": "string", "maxLength": 200},
+    },
 }
 
 
@@ -31,17 +41,20 @@ def _services():
 @validate_body(CREATE_CUSTOMER)
 def create_customer():
     data = body()
-    customer = tenancy.create_customer(_services(), current_principal().workspace_id, data["internalId"],
-                                       data.get("name"))
+    customer = tenancy.create_customer(
+        _services(), current_principal().workspace, data["internalId"], data.get("name")
+    )
     return jsonify(customer.to_public()), 201
 
 
 @blueprint.get("/customers")
-@document(summary="List customers", tags=["customers"], query=LIST_QUERY, responses={200: page_schema(CUSTOMER)})
+@document(
+    summary="List customers", tags=["customers"], query=LIST_QUERY, responses={200: page_schema(CUSTOMER)}
+)
 @require(Role.WORKSPACE_ADMIN)
 def list_customers():
     cursor, limit = list_args()
-    page = tenancy.list_customers(_services(), current_principal().workspace_id, cursor=cursor, limit=limit)
+    page = tenancy.list_customers(_services(), current_principal().workspace, cursor=cursor, limit=limit)
     return jsonify(page.to_document())
 
 
@@ -49,12 +62,12 @@ def list_customers():
 @document(summary="Get a customer (by id or internalId)", tags=["customers"], responses={200: CUSTOMER})
 @require(Role.WORKSPACE_ADMIN)
 def get_customer(customer_id: str):
-    return jsonify(tenancy.get_customer(_services(), current_principal().workspace_id, customer_id).to_public())
+    return jsonify(tenancy.get_customer(_services(), current_principal().workspace, customer_id).to_public())
 
 
 @blueprint.delete("/customers/<customer_id>")
 @document(summary="Delete a customer", tags=["customers"], responses={204: None})
 @require(Role.WORKSPACE_ADMIN)
 def delete_customer(customer_id: str):
-    tenancy.delete_customer(_services(), current_principal().workspace_id, customer_id)
+    tenancy.delete_customer(_services(), current_principal().workspace, customer_id)
     return "", 204

@@ -18,37 +18,78 @@ from engine.datasources.model import (
 
 blueprint = Blueprint("data_sources", __name__)
 
-SYNC_PROGRESS = {"type": ["object", "null"], "properties": {
-    "mode": {"enum": ["incremental", "full"]}, "phase": {"type": "string"}, "cursor": {"type": ["string", "null"]},
-    "pages": {"type": "integer"}, "recordsSeen": {"type": "integer"}, "created": {"type": "integer"},
-    "updated": {"type": "integer"}, "unchanged": {"type": "integer"}, "deleted": {"type": "integer"},
-    "status": {"type": "string"}, "jobId": {"type": "string"}}}
-DATA_SOURCE = {"type": "object", "properties": {
-    "id": {"type": "string"}, "kind": {"enum": ["sync", "event-pull"]}, "connectionId": {"type": "string"},
-    "collection": {"type": "string"}, "pullUpdatesIntervalSeconds": {"type": "integer"},
-    "fullSyncIntervalSeconds": {"type": ["integer", "null"]}, "pageSize": {"type": "integer"},
-    "state": {"enum": ["idle", "queued", "syncing", "failed"]}, "activeJobId": {"type": ["string", "null"]},
-    "recordsSeen": {"type": "integer"}, "pages": {"type": "integer"}, "lastCursor": {"type": ["string", "null"]},
-    "lastError": {"type": ["string", "null"]}, "currentSync": SYNC_PROGRESS, "lastSync": SYNC_PROGRESS,
-    "lastSyncAt": {"type": ["string", "null"], "format": "date-time"},
-    "nextIncrementalAt": {"type": ["string", "null"], "format": "date-time"},
-    "nextFullAt": {"type": ["string", "null"], "format": "date-time"}}}
+SYNC_PROGRESS = {
+    "type": ["object", "null"],
+    "properties": {
+        "mode": {"enum": ["incremental", "full"]},
+        "phase": {"type": "string"},
+        "cursor": {"type": ["string", "null"]},
+        "pages": {"type": "integer"},
+        "recordsSeen": {"type": "integer"},
+        "created": {"type": "integer"},
+        "updated": {"type": "integer"},
+        "unchanged": {"type": "integer"},
+        "deleted": {"type": "integer"},
+        "status": {"type": "string"},
+        "jobId": {"type": "string"},
+    },
+}
+DATA_SOURCE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"enum": ["sync", "event-pull"]},
+        "connectionId": {"type": "string"},
+        "collection": {"type": "string"},
+        "pullUpdatesIntervalSeconds": {"type": "integer"},
+        "fullSyncIntervalSeconds": {"type": ["integer", "null"]},
+        "pageSize": {"type": "integer"},
+        "state": {"enum": ["idle", "queued", "syncing", "failed"]},
+        "activeJobId": {"type": ["string", "null"]},
+        "recordsSeen": {"type": "integer"},
+        "pages": {"type": "integer"},
+        "lastCursor": {"type": ["string", "null"]},
+        "lastError": {"type": ["string", "null"]},
+        "currentSync": SYNC_PROGRESS,
+        "lastSync": SYNC_PROGRESS,
+        "lastSyncAt": {"type": ["string", "null"], "format": "date-time"},
+        "nextIncrementalAt": {"type": ["string", "null"], "format": "date-time"},
+        "nextFullAt": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
 CREATE_DATA_SOURCE = {
-    "type": "object", "additionalProperties": False, "required": ["connectionId", "collection"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["connectionId", "collection"],
     "properties": {
         "connectionId": {"type": "string", "minLength": 1, "maxLength": 100},
-        "collection": {"type": "string", "minLength": 1, "maxLength": 100,
-                       "description": "a data collection of the connection's connector"},
+        "collection": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 100,
+            "description": "a data collection of the connection's connector",
+        },
         "kind": {"enum": ["sync", "event-pull"], "description": "event-pull: events only, from now on"},
-        "pullUpdatesIntervalSeconds": {"type": "integer", "description":
-                                       f"{MIN_PULL_UPDATES_INTERVAL_SECONDS}..{MAX_PULL_UPDATES_INTERVAL_SECONDS}"},
-        "fullSyncIntervalSeconds": {"type": "integer", "description":
-                                    f"{MIN_FULL_SYNC_INTERVAL_SECONDS}..{MAX_FULL_SYNC_INTERVAL_SECONDS}"},
-        "pageSize": {"type": "integer", "description": f"records per page, 1..{MAX_PAGE_SIZE_RECORDS}"}},
+        "pullUpdatesIntervalSeconds": {
+            "type": "integer",
+            "description": f"{MIN_PULL_UPDATES_INTERVAL_SECONDS}..{MAX_PULL_UPDATES_INTERVAL_SECONDS}",
+        },
+        "fullSyncIntervalSeconds": {
+            "type": "integer",
+            "description": f"{MIN_FULL_SYNC_INTERVAL_SECONDS}..{MAX_FULL_SYNC_INTERVAL_SECONDS}",
+        },
+        "pageSize": {"type": "integer", "description": f"records per page, 1..{MAX_PAGE_SIZE_RECORDS}"},
+    },
 }
-SYNC_REQUEST = {"type": "object", "additionalProperties": False,
-                "properties": {"full": {"type": "boolean", "description": "a full sync (reconciles deletions)"}}}
-SYNC_ANSWER = {"type": "object", "properties": {"jobId": {"type": "string"}, "dataSourceId": {"type": "string"}}}
+SYNC_REQUEST = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"full": {"type": "boolean", "description": "a full sync (reconciles deletions)"}},
+}
+SYNC_ANSWER = {
+    "type": "object",
+    "properties": {"jobId": {"type": "string"}, "dataSourceId": {"type": "string"}},
+}
 
 
 def _services():
@@ -56,8 +97,11 @@ def _services():
 
 
 @blueprint.post("/data-sources")
-@document(summary="Create a data source (the first sync, a full one, is due at once)", tags=["data-sources"],
-          responses={201: DATA_SOURCE})
+@document(
+    summary="Create a data source (the first sync, a full one, is due at once)",
+    tags=["data-sources"],
+    responses={201: DATA_SOURCE},
+)
 @require(Role.CUSTOMER, Role.WORKSPACE_ADMIN)
 @validate_body(CREATE_DATA_SOURCE)
 def create_data_source():
@@ -66,8 +110,12 @@ def create_data_source():
 
 
 @blueprint.get("/data-sources")
-@document(summary="List data sources (a customer sees its own)", tags=["data-sources"], query=LIST_QUERY,
-          responses={200: page_schema(DATA_SOURCE)})
+@document(
+    summary="List data sources (a customer sees its own)",
+    tags=["data-sources"],
+    query=LIST_QUERY,
+    responses={200: page_schema(DATA_SOURCE)},
+)
 @require(Role.CUSTOMER, Role.WORKSPACE_ADMIN)
 def list_data_sources():
     cursor, limit = list_args()
@@ -83,13 +131,17 @@ def get_data_source(data_source_id: str):
 
 
 @blueprint.post("/data-sources/<data_source_id>/sync")
-@document(summary="Sync now (409 while a sync is queued or running)", tags=["data-sources"],
-          responses={202: SYNC_ANSWER})
+@document(
+    summary="Sync now (409 while a sync is queued or running)",
+    tags=["data-sources"],
+    responses={202: SYNC_ANSWER},
+)
 @require(Role.CUSTOMER, Role.WORKSPACE_ADMIN)
 @validate_body(SYNC_REQUEST)
 def sync_data_source(data_source_id: str):
-    job_id = service.request_sync(_services(), current_principal(), data_source_id,
-                                  full=bool(body().get("full", False)))
+    job_id = service.request_sync(
+        _services(), current_principal(), data_source_id, full=bool(body().get("full", False))
+    )
     return jsonify({"jobId": job_id, "dataSourceId": data_source_id}), 202
 
 

@@ -11,21 +11,44 @@ from engine.flows import service
 
 blueprint = Blueprint("flow_instances", __name__)
 
-INSTANCE = {"type": "object", "properties": {
-    "id": {"type": "string"}, "flowId": {"type": "string"}, "connectionId": {"type": "string"},
-    "customerId": {"type": ["string", "null"]}, "enabled": {"type": "boolean"}, "parameters": {"type": "object"},
-    "triggerType": {"type": "string"}, "schedule": {"type": "object"},
-    "nextRunAt": {"type": ["string", "null"], "format": "date-time"},
-    "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}}
-CREATE_INSTANCE = {"type": "object", "additionalProperties": False, "required": ["flowId", "connectionId"],
-                   "properties": {"flowId": {"type": "string", "minLength": 1, "description": "a flow's id or key"},
-                                  "connectionId": {"type": "string", "minLength": 1},
-                                  "parameters": {"type": "object"}, "enabled": {"type": "boolean"}}}
-UPDATE_INSTANCE = {"type": "object", "additionalProperties": False,
-                   "properties": {"parameters": {"type": "object"}, "enabled": {"type": "boolean"}}}
+INSTANCE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "flowId": {"type": "string"},
+        "connectionId": {"type": "string"},
+        "customerId": {"type": ["string", "null"]},
+        "enabled": {"type": "boolean"},
+        "parameters": {"type": "object"},
+        "triggerType": {"type": "string"},
+        "schedule": {"type": "object"},
+        "nextRunAt": {"type": ["string", "null"], "format": "date-time"},
+        "createdAt": {"type": "string", "format": "date-time"},
+        "updatedAt": {"type": "string", "format": "date-time"},
+    },
+}
+CREATE_INSTANCE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["flowId", "connectionId"],
+    "properties": {
+        "flowId": {"type": "string", "minLength": 1, "description": "a flow's id or key"},
+        "connectionId": {"type": "string", "minLength": 1},
+        "parameters": {"type": "object"},
+        "enabled": {"type": "boolean"},
+    },
+}
+UPDATE_INSTANCE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"parameters": {"type": "object"}, "enabled": {"type": "boolean"}},
+}
 RUN_REQUEST = {"type": "object", "additionalProperties": False, "properties": {"input": {}}}
-INSTANCE_QUERY = {**LIST_QUERY, "flowId": {"type": "string", "maxLength": 200},
-                  "connectionId": {"type": "string", "maxLength": 200}}
+INSTANCE_QUERY = {
+    **LIST_QUERY,
+    "flowId": {"type": "string", "maxLength": 200},
+    "connectionId": {"type": "string", "maxLength": 200},
+}
 ROLES = (Role.WORKSPACE_ADMIN, Role.CUSTOMER)
 
 
@@ -43,14 +66,24 @@ def create_instance():
 
 
 @blueprint.get("/flow-instances")
-@document(summary="List flow instances (a customer sees its own)", tags=["flow-instances"], query=INSTANCE_QUERY,
-          responses={200: page_schema(INSTANCE)})
+@document(
+    summary="List flow instances (a customer sees its own)",
+    tags=["flow-instances"],
+    query=INSTANCE_QUERY,
+    responses={200: page_schema(INSTANCE)},
+)
 @require(*ROLES)
 def list_instances():
     cursor, limit = list_args()
     args = query_params(INSTANCE_QUERY)
-    page = service.list_instances(_services(), current_principal(), flow_id=args.get("flowId"),
-                                  connection_id=args.get("connectionId"), cursor=cursor, limit=limit)
+    page = service.list_instances(
+        _services(),
+        current_principal(),
+        flow_id=args.get("flowId"),
+        connection_id=args.get("connectionId"),
+        cursor=cursor,
+        limit=limit,
+    )
     return jsonify(page.to_document())
 
 
@@ -62,8 +95,11 @@ def get_instance(instance_id: str):
 
 
 @blueprint.patch("/flow-instances/<instance_id>")
-@document(summary="Change a flow instance's parameters or enabled state", tags=["flow-instances"],
-          responses={200: INSTANCE})
+@document(
+    summary="Change a flow instance's parameters or enabled state",
+    tags=["flow-instances"],
+    responses={200: INSTANCE},
+)
 @require(*ROLES)
 @validate_body(UPDATE_INSTANCE)
 def update_instance(instance_id: str):
@@ -78,8 +114,11 @@ def enable_instance(instance_id: str):
 
 
 @blueprint.post("/flow-instances/<instance_id>/disable")
-@document(summary="Disable a flow instance (its triggers stop starting runs)", tags=["flow-instances"],
-          responses={200: INSTANCE})
+@document(
+    summary="Disable a flow instance (its triggers stop starting runs)",
+    tags=["flow-instances"],
+    responses={200: INSTANCE},
+)
 @require(*ROLES)
 def disable_instance(instance_id: str):
     return jsonify(service.set_enabled(_services(), current_principal(), instance_id, False).to_public())
@@ -94,8 +133,11 @@ def delete_instance(instance_id: str):
 
 
 @blueprint.post("/flow-instances/<instance_id>/run")
-@document(summary="Run the flow's api-trigger with an input", tags=["flow-instances"],
-          responses={202: {"type": "object", "description": "the queued flow run"}})
+@document(
+    summary="Run the flow's api-trigger with an input",
+    tags=["flow-instances"],
+    responses={202: {"type": "object", "description": "the queued flow run"}},
+)
 @require(*ROLES)
 @validate_body(RUN_REQUEST)
 def run_instance(instance_id: str):

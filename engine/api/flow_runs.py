@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
@@ -14,26 +15,55 @@ from engine.flows import runs
 
 blueprint = Blueprint("flow_runs", __name__)
 
-NODE_SUMMARY = {"type": "object", "properties": {
-    "key": {"type": "string"}, "type": {"type": "string"},
-    "status": {"enum": ["running", "completed", "failed", "skipped", "pending"]},
-    "invocations": {"type": "integer"}, "outputCount": {"type": "integer"}, "errors": {"type": "array"},
-    "startedAt": {"type": ["string", "null"]}, "finishedAt": {"type": ["string", "null"]}}}
-NODE_RUN = {"type": "object", "properties": {**NODE_SUMMARY["properties"], "outputs": {"type": "array"},
-                                             "outputBytes": {"type": "integer"},
-                                             "logs": {"type": "array", "items": {"type": "string"}}}}
-FLOW_RUN = {"type": "object", "properties": {
-    "id": {"type": "string"}, "flowId": {"type": "string"}, "flowInstanceId": {"type": "string"},
-    "connectionId": {"type": "string"}, "customerId": {"type": ["string", "null"]},
+NODE_SUMMARY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        "type": {"type": "string"},
+        "status": {"enum": ["running", "completed", "failed", "skipped", "pending"]},
+        "invocations": {"type": "integer"},
+        "outputCount": {"type": "integer"},
+        "errors": {"type": "array"},
+        "startedAt": {"type": ["string", "null"]},
+        "finishedAt": {"type": ["string", "null"]},
+    },
+}
+NODE_RUN = {
+    "type": "object",
+    "properties": {
+        **NODE_SUMMARY["properties"],
+        "outputs": {"type": "array"},
+        "outputBytes": {"type": "integer"},
+        "logs": {"type": "array", "items": {"type": "string"}},
+    },
+}
+FLOW_RUN = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "flowId": {"type": "string"},
+        "flowInstanceId": {"type": "string"},
+        "connectionId": {"type": "string"},
+        "customerId": {"type": ["string", "null"]},
+        "state": {"enum": ["queued", "running", "completed", "failed", "stopped"]},
+        "launchedBy": {"enum": list(runs.LAUNCHED_BY)},
+        "input": {},
+        "result": {},
+        "error": {"type": ["object", "null"]},
+        "attempts": {"type": "integer"},
+        "createdAt": {"type": "string"},
+        "startedAt": {"type": ["string", "null"]},
+        "finishedAt": {"type": ["string", "null"]},
+        "nodes": {"type": "array", "items": NODE_SUMMARY},
+    },
+}
+RUN_QUERY: dict[str, dict[str, Any]] = {
+    **LIST_QUERY,
+    "flowInstanceId": {"type": "string", "maxLength": 200},
     "state": {"enum": ["queued", "running", "completed", "failed", "stopped"]},
-    "launchedBy": {"enum": list(runs.LAUNCHED_BY)}, "input": {}, "result": {}, "error": {"type": ["object", "null"]},
-    "attempts": {"type": "integer"}, "createdAt": {"type": "string"}, "startedAt": {"type": ["string", "null"]},
-    "finishedAt": {"type": ["string", "null"]}, "nodes": {"type": "array", "items": NODE_SUMMARY}}}
-RUN_QUERY = {**LIST_QUERY,
-             "flowInstanceId": {"type": "string", "maxLength": 200},
-             "state": {"enum": ["queued", "running", "completed", "failed", "stopped"]},
-             "from": {"type": "string", "format": "date-time", "description": "created at or after (ISO 8601)"},
-             "to": {"type": "string", "format": "date-time", "description": "created before (ISO 8601)"}}
+    "from": {"type": "string", "format": "date-time", "description": "created at or after (ISO 8601)"},
+    "to": {"type": "string", "format": "date-time", "description": "created before (ISO 8601)"},
+}
 ROLES = (Role.WORKSPACE_ADMIN, Role.CUSTOMER)
 
 
@@ -54,18 +84,33 @@ def _time(value: str | None, name: str) -> datetime | None:
 
 
 @blueprint.get("/flow-runs")
-@document(summary="List flow runs (a customer sees its own), newest first", tags=["flow-runs"], query=RUN_QUERY,
-          responses={200: page_schema(FLOW_RUN)})
+@document(
+    summary="List flow runs (a customer sees its own), newest first",
+    tags=["flow-runs"],
+    query=RUN_QUERY,
+    responses={200: page_schema(FLOW_RUN)},
+)
 @require(*ROLES)
 def list_runs():
     cursor, limit = list_args()
     args = query_params(RUN_QUERY)
     services = _services()
-    page = runs.list_runs(services, current_principal(), flow_instance_id=args.get("flowInstanceId"),
-                          state=args.get("state"), created_from=_time(args.get("from"), "from"),
-                          created_to=_time(args.get("to"), "to"), cursor=cursor, limit=limit)
-    return jsonify({"items": [runs.to_public(services, job, with_nodes=False) for job in page.items],
-                    "cursor": page.cursor})
+    page = runs.list_runs(
+        services,
+        current_principal(),
+        flow_instance_id=args.get("flowInstanceId"),
+        state=args.get("state"),
+        created_from=_time(args.get("from"), "from"),
+        created_to=_time(args.get("to"), "to"),
+        cursor=cursor,
+        limit=limit,
+    )
+    return jsonify(
+        {
+            "items": [runs.to_public(services, job, with_nodes=False) for job in page.items],
+            "cursor": page.cursor,
+        }
+    )
 
 
 @blueprint.get("/flow-runs/<run_id>")
@@ -77,8 +122,9 @@ def get_run(run_id: str):
 
 
 @blueprint.get("/flow-runs/<run_id>/nodes/<node_key>")
-@document(summary="Get one node's run: status, outputs, logs, times", tags=["flow-runs"],
-          responses={200: NODE_RUN})
+@document(
+    summary="Get one node's run: status, outputs, logs, times", tags=["flow-runs"], responses={200: NODE_RUN}
+)
 @require(*ROLES)
 def get_node_run(run_id: str, node_key: str):
     return jsonify(runs.get_node_run(_services(), current_principal(), run_id, node_key))

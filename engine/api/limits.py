@@ -16,9 +16,13 @@ from engine.limits.rate import check_rate_limit
 
 blueprint = Blueprint("limits", __name__)
 
-LIMITS = {"type": "object", "properties": {
-    "limits": {"type": "object", "additionalProperties": {"type": "integer"}},
-    "overrides": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}}}}
+LIMITS = {
+    "type": "object",
+    "properties": {
+        "limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "overrides": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
+    },
+}
 LIMITS_BODY = {"type": "object", "properties": {name: {"type": ["integer", "null"]} for name in SPECS}}
 
 
@@ -41,7 +45,9 @@ def get_workspace_limits(key: str):
 
 
 @blueprint.put("/limits/workspaces/<key>")
-@document(summary="Set a workspace's limits (null removes an override)", tags=["limits"], responses={200: LIMITS})
+@document(
+    summary="Set a workspace's limits (null removes an override)", tags=["limits"], responses={200: LIMITS}
+)
 @require(Role.PLATFORM_ADMIN)
 def put_workspace_limits(key: str):
     return jsonify(service.put_workspace_limits(_services(), key, _json_body()))
@@ -51,16 +57,20 @@ def put_workspace_limits(key: str):
 @document(summary="A customer's limits", tags=["limits"], responses={200: LIMITS})
 @require(Role.WORKSPACE_ADMIN)
 def get_customer_limits(customer_id: str):
-    return jsonify(service.customer_limits(_services(), current_principal().workspace_id, customer_id))
+    return jsonify(service.customer_limits(_services(), current_principal().workspace, customer_id))
 
 
 @blueprint.put("/limits/customers/<customer_id>")
-@document(summary="Set a customer's per-customer limits (null removes an override)", tags=["limits"],
-          responses={200: LIMITS})
+@document(
+    summary="Set a customer's per-customer limits (null removes an override)",
+    tags=["limits"],
+    responses={200: LIMITS},
+)
 @require(Role.WORKSPACE_ADMIN)
 def put_customer_limits(customer_id: str):
-    return jsonify(service.put_customer_limits(_services(), current_principal().workspace_id, customer_id,
-                                               _json_body()))
+    return jsonify(
+        service.put_customer_limits(_services(), current_principal().workspace, customer_id, _json_body())
+    )
 
 
 def _rate_limit() -> None:

@@ -18,9 +18,21 @@ blueprint = Blueprint("openapi", __name__)
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
-ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["type", "message"],
-    "properties": {"type": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}}
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {
+                "type": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
+}
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _SKIPPED_ENDPOINTS = {"static"}
 
@@ -40,18 +52,26 @@ def _operation(view: Any, rule, method: str) -> dict[str, Any]:
     }
     if description:
         operation["description"] = description
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in rule.arguments]
-    parameters += [{"name": name, "in": "query", "required": False, "schema": schema}
-                   for name, schema in (meta.get("query") or {}).items()]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in rule.arguments
+    ]
+    parameters += [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in (meta.get("query") or {}).items()
+    ]
     if parameters:
         operation["parameters"] = parameters
     if "requestBody" in meta:
-        operation["requestBody"] = {"required": True,
-                                    "content": {"application/json": {"schema": meta["requestBody"]}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": meta["requestBody"]}},
+        }
     elif "multipart" in meta:
-        operation["requestBody"] = {"required": True,
-                                    "content": {"multipart/form-data": {"schema": meta["multipart"]}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": meta["multipart"]}},
+        }
     responses: dict[str, Any] = {}
     for status, schema in (meta.get("responses") or {"200": None}).items():
         entry: dict[str, Any] = {"description": "success" if int(status) < 300 else "error"}
@@ -60,12 +80,16 @@ def _operation(view: Any, rule, method: str) -> dict[str, Any]:
         responses[str(status)] = entry
     error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     if "requestBody" in operation or parameters:
-        responses.setdefault("400", {"description": "invalid request (the field is named)", "content": error_content})
+        responses.setdefault(
+            "400", {"description": "invalid request (the field is named)", "content": error_content}
+        )
     if roles:
         operation["security"] = [{"bearer": []}]
         operation["x-roles"] = [str(r) for r in roles]
         responses.setdefault("401", {"description": "no, invalid or expired token", "content": error_content})
-        responses.setdefault("403", {"description": "the token's role may not call this", "content": error_content})
+        responses.setdefault(
+            "403", {"description": "the token's role may not call this", "content": error_content}
+        )
     if rule.arguments:
         responses.setdefault("404", {"description": "not found", "content": error_content})
     operation["responses"] = responses
@@ -83,12 +107,17 @@ def build_document(app: Flask) -> dict[str, Any]:
             paths.setdefault(_path(rule.rule), {})[method.lower()] = _operation(view, rule, method)
     return {
         "openapi": OPENAPI_VERSION,
-        "info": {"title": "Integration engine API", "version": API_VERSION,
-                 "description": "Bearer JWTs: platform admin (SECRET), workspace admin and customer (workspace "
-                                "secret), console user (Auth0 RS256). Errors: {error: {type, message, field}}."},
+        "info": {
+            "title": "Integration engine API",
+            "version": API_VERSION,
+            "description": "Bearer JWTs: platform admin (SECRET), workspace admin and customer (workspace "
+            "secret), console user (Auth0 RS256). Errors: {error: {type, message, field}}.",
+        },
         "paths": paths,
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-                       "schemas": {"Error": ERROR}},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {"Error": ERROR},
+        },
     }
 
 

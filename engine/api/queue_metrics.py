@@ -29,12 +29,17 @@ def _gauges(app: Flask):
     yield GaugeMetricFamily("instant_tasks_jobs_active", "Instant tasks being processed", value=active)
     yield GaugeMetricFamily("instant_tasks_jobs_waiting", "Instant tasks waiting for a worker", value=waiting)
     figures = queue_figures(services)
-    yield GaugeMetricFamily("queued_tasks_workers", "Queued-tasks workers alive (fresh heartbeat)",
-                            value=figures.workers)
-    yield GaugeMetricFamily("queued_tasks_workers_required",
-                            "Queued-tasks workers needed for all work that limits let run now, plus running work",
-                            value=figures.required)
-    by_state = GaugeMetricFamily("queued_tasks_jobs", "Queued-task jobs by kind and state", labels=["kind", "state"])
+    yield GaugeMetricFamily(
+        "queued_tasks_workers", "Queued-tasks workers alive (fresh heartbeat)", value=figures.workers
+    )
+    yield GaugeMetricFamily(
+        "queued_tasks_workers_required",
+        "Queued-tasks workers needed for all work that limits let run now, plus running work",
+        value=figures.required,
+    )
+    by_state = GaugeMetricFamily(
+        "queued_tasks_jobs", "Queued-task jobs by kind and state", labels=["kind", "state"]
+    )
     for (kind, state), count in sorted(jobs_by_kind_and_state(services).items()):
         by_state.add_metric([kind, state], count)
     yield by_state

@@ -63,15 +63,28 @@ def body() -> Any:
     return g.get("body", {})
 
 
-def document(*, summary: str, tags: list[str] | None = None, responses: Mapping[int, Any] | None = None,
-             query: Mapping[str, Mapping[str, Any]] | None = None, multipart: Mapping[str, Any] | None = None,
-             description: str | None = None) -> Callable:
+def document(
+    *,
+    summary: str,
+    tags: list[str] | None = None,
+    responses: Mapping[int, Any] | None = None,
+    query: Mapping[str, Mapping[str, Any]] | None = None,
+    multipart: Mapping[str, Any] | None = None,
+    description: str | None = None,
+) -> Callable:
     """A view decorator recording OpenAPI metadata (responses: status -> JSON Schema or None)."""
 
     def decorate(view: Callable) -> Callable:
         meta = _meta(view)
-        meta.update({"summary": summary, "tags": tags or [], "responses": dict(responses or {}),
-                     "query": dict(query or {}), "description": description or (view.__doc__ or "").strip()})
+        meta.update(
+            {
+                "summary": summary,
+                "tags": tags or [],
+                "responses": dict(responses or {}),
+                "query": dict(query or {}),
+                "description": description or (view.__doc__ or "").strip(),
+            }
+        )
         if multipart is not None:
             meta["multipart"] = dict(multipart)
         return view
@@ -115,5 +128,10 @@ def list_args() -> tuple[str | None, int]:
 
 
 def page_schema(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": {"items": {"type": "array", "items": dict(item)},
-                                             "cursor": {"type": ["string", "null"]}}}
+    return {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": dict(item)},
+            "cursor": {"type": ["string", "null"]},
+        },
+    }

@@ -14,9 +14,16 @@ from engine.flows import events
 
 blueprint = Blueprint("webhooks", __name__)
 
-ACCEPTED = {"type": "object", "properties": {"id": {"type": "string"}, "source": {"type": "string"},
-                                             "eventType": {"type": "string"}, "state": {"type": "string"},
-                                             "receivedAt": {"type": "string", "format": "date-time"}}}
+ACCEPTED = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "source": {"type": "string"},
+        "eventType": {"type": "string"},
+        "state": {"type": "string"},
+        "receivedAt": {"type": "string", "format": "date-time"},
+    },
+}
 
 
 def _services():
@@ -30,8 +37,11 @@ def _raw_body() -> bytes:
 
 
 @blueprint.post("/webhooks/<integration_key>/<connection_id>")
-@document(summary="Receive a webhook from an external app for one connection", tags=["webhooks"],
-          responses={202: ACCEPTED})
+@document(
+    summary="Receive a webhook from an external app for one connection",
+    tags=["webhooks"],
+    responses={202: ACCEPTED},
+)
 def receive_webhook(integration_key: str, connection_id: str):
     """Unauthenticated (external apps call it); the event type is the body's `type` or a header."""
     event = events.receive_webhook(_services(), integration_key, connection_id, _raw_body(), request.headers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, current_app, jsonify
 
 from engine.api.auth import current_principal, require
@@ -13,13 +15,22 @@ from engine.errors import NotFound
 
 blueprint = Blueprint("workspaces", __name__)
 
-WORKSPACE = {"type": "object", "properties": {
-    "id": {"type": "string"}, "key": {"type": "string"}, "name": {"type": "string"},
-    "createdAt": {"type": "string", "format": "date-time"}}}
+WORKSPACE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "key": {"type": "string"},
+        "name": {"type": "string"},
+        "createdAt": {"type": "string", "format": "date-time"},
+    },
+}
 CREATE_WORKSPACE = {
-    "type": "object", "additionalProperties": False,
-    "properties": {"key": {"type": "string", "pattern": KEY_PATTERN},
-                   "name": {"type": "string", "maxLength": 200}},
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "key": {"type": "string", "pattern": KEY_PATTERN},
+        "name": {"type": "string", "maxLength": 200},
+    },
 }
 
 
@@ -28,8 +39,11 @@ def _services():
 
 
 @blueprint.post("/workspaces")
-@document(summary="Create a workspace", tags=["workspaces"],
-          responses={201: {**WORKSPACE, "properties": {**WORKSPACE["properties"], "secret": {"type": "string"}}}})
+@document(
+    summary="Create a workspace",
+    tags=["workspaces"],
+    responses={201: {**WORKSPACE, "properties": {**WORKSPACE["properties"], "secret": {"type": "string"}}}},
+)
 @require(Role.PLATFORM_ADMIN)
 @validate_body(CREATE_WORKSPACE)
 def create_workspace():
@@ -40,7 +54,9 @@ def create_workspace():
 
 
 @blueprint.get("/workspaces")
-@document(summary="List workspaces", tags=["workspaces"], query=LIST_QUERY, responses={200: page_schema(WORKSPACE)})
+@document(
+    summary="List workspaces", tags=["workspaces"], query=LIST_QUERY, responses={200: page_schema(WORKSPACE)}
+)
 @require(Role.PLATFORM_ADMIN)
 def list_workspaces():
     cursor, limit = list_args()

@@ -31,8 +31,12 @@ def issuer_of(domain: str) -> str:
 def _client(domain: str) -> jwt.PyJWKClient:
     with _lock:
         if domain not in _clients:
-            _clients[domain] = jwt.PyJWKClient(issuer_of(domain) + ".well-known/jwks.json", cache_keys=True,
-                                               lifespan=JWKS_CACHE_SECONDS, timeout=JWKS_TIMEOUT_SECONDS)
+            _clients[domain] = jwt.PyJWKClient(
+                issuer_of(domain) + ".well-known/jwks.json",
+                cache_keys=True,
+                lifespan=JWKS_CACHE_SECONDS,
+                timeout=JWKS_TIMEOUT_SECONDS,
+            )
         return _clients[domain]
 
 
@@ -48,13 +52,22 @@ def verify_console_token(services: Services, token: str, unverified_claims: dict
     except jwt.PyJWKClientError as error:
         raise Unauthorized(f"console token: signing key not found ({error})") from None
     try:
-        claims = jwt.decode(token, key, algorithms=[AUTH0_ALGORITHM], audience=config.auth0_client_id,
-                            issuer=issuer_of(domain), leeway=LEEWAY_SECONDS, options={"require": ["exp", "sub"]})
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[AUTH0_ALGORITHM],
+            audience=config.auth0_client_id,
+            issuer=issuer_of(domain),
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "sub"]},
+        )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
     except jwt.InvalidTokenError as error:
         raise Unauthorized(f"invalid console token: {error}") from None
-    workspace_key = next((claims[c] for c in CONSOLE_WORKSPACE_CLAIMS if isinstance(claims.get(c), str)), None)
+    workspace_key = next(
+        (claims[c] for c in CONSOLE_WORKSPACE_CLAIMS if isinstance(claims.get(c), str)), None
+    )
     if not workspace_key:
         raise Unauthorized("console token names no workspace (workspaceKey claim)")
     found = tenancy.workspace_with_secret(services, workspace_key)

@@ -10,8 +10,12 @@ class UnknownWorkspace(SystemExit):
     """No workspace has this key in MONGO_URI's database."""
 
 
-def mint_for_workspace(config: Config, workspace_key: str, customer_id: str | None = None,
-                       ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS) -> str:
+def mint_for_workspace(
+    config: Config,
+    workspace_key: str,
+    customer_id: str | None = None,
+    ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS,
+) -> str:
     """A workspace-admin token (or a customer's with customer_id), signed with the workspace's
     secret read from MongoDB and decrypted with ENCRYPTION_SECRET."""
     from engine.domain import tenancy
@@ -35,5 +39,7 @@ def dev_environ() -> dict[str, str]:
 
     if not load_dev_secrets():
         return {}
-    return {"MONGO_URI": f"mongodb://127.0.0.1:{DEV_MONGO_PORT}/integration-engine",
-            "REDIS_URI": f"redis://127.0.0.1:{DEV_REDIS_PORT}"}
+    return {
+        "MONGO_URI": f"mongodb://127.0.0.1:{DEV_MONGO_PORT}/integration-engine",
+        "REDIS_URI": f"redis://127.0.0.1:{DEV_REDIS_PORT}",
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from engine.errors import Forbidden
+
 
 class Role(StrEnum):
     """What a token proves."""
@@ -29,6 +31,17 @@ class Principal:
     customer_id: str | None = None
     customer_internal_id: str | None = None
     subject: str | None = None
+
+    @property
+    def workspace(self) -> str:
+        """The caller's workspace id; Forbidden for a platform admin, whose token has no workspace.
+
+        `engine.auth.verify.authenticate` sets workspace_id for every other role, so a view behind
+        `@require(...)` without PLATFORM_ADMIN can use this without a check of its own.
+        """
+        if self.workspace_id is None:
+            raise Forbidden("this route needs a workspace token; a platform admin token has no workspace")
+        return self.workspace_id
 
     @property
     def is_workspace_admin(self) -> bool:

@@ -36,8 +36,9 @@ def bearer_token(header: str | None) -> str:
 
 def _decode(token: str, key: Any, algorithm: str, **options: Any) -> dict[str, Any]:
     try:
-        return jwt.decode(token, key, algorithms=[algorithm], leeway=LEEWAY_SECONDS,
-                          options={"require": ["exp"]}, **options)
+        return jwt.decode(
+            token, key, algorithms=[algorithm], leeway=LEEWAY_SECONDS, options={"require": ["exp"]}, **options
+        )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
     except jwt.MissingRequiredClaimError as error:
@@ -78,13 +79,26 @@ def authenticate(services: Services, authorization: str | None) -> Principal:
     verified = _decode(token, secret, TOKEN_ALGORITHM)
     customer_internal_id = verified.get("customerId")
     if customer_internal_id is not None:
-        if not isinstance(customer_internal_id, str | int) or isinstance(customer_internal_id, bool) \
-                or str(customer_internal_id) == "":
+        if (
+            not isinstance(customer_internal_id, str | int)
+            or isinstance(customer_internal_id, bool)
+            or str(customer_internal_id) == ""
+        ):
             raise Unauthorized("customerId claim must be a non-empty string")
-        customer = tenancy.ensure_customer(services, workspace.id, str(customer_internal_id),
-                                           verified.get("name") if isinstance(verified.get("name"), str) else None)
-        return Principal(Role.CUSTOMER, workspace.id, workspace.key, customer.id, customer.internal_id,
-                         subject=customer.internal_id)
+        customer = tenancy.ensure_customer(
+            services,
+            workspace.id,
+            str(customer_internal_id),
+            verified.get("name") if isinstance(verified.get("name"), str) else None,
+        )
+        return Principal(
+            Role.CUSTOMER,
+            workspace.id,
+            workspace.key,
+            customer.id,
+            customer.internal_id,
+            subject=customer.internal_id,
+        )
     if verified.get("isAdmin") is True:
         return Principal(Role.WORKSPACE_ADMIN, workspace.id, workspace.key, subject=f"admin@{workspace.key}")
     raise Unauthorized("workspace token has neither isAdmin: true nor a customerId claim")

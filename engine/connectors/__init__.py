@@ -18,8 +18,23 @@ from engine.connectors.redact import Redactor
 from engine.connectors.spec import ConnectorSpec
 
 __all__ = [
-    "AppAuthFailed", "AppError", "AppRateLimited", "AppUnavailable", "ConnectorPackage", "ConnectorSpec",
-    "CredentialsRefreshFailed", "InvalidConnector", "OperationResult", "Page", "Redactor", "authorization_url",
-    "exchange_code", "execute_operation", "list_records", "parse_spec", "refresh_credentials", "refresh_if_needed",
+    "AppAuthFailed",
+    "AppError",
+    "AppRateLimited",
+    "AppUnavailable",
+    "ConnectorPackage",
+    "ConnectorSpec",
+    "CredentialsRefreshFailed",
+    "InvalidConnector",
+    "OperationResult",
+    "Page",
+    "Redactor",
+    "authorization_url",
+    "exchange_code",
+    "execute_operation",
+    "list_records",
+    "parse_spec",
+    "refresh_credentials",
+    "refresh_if_needed",
     "validate_archive",
 ]

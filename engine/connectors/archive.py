@@ -86,7 +86,9 @@ def _check_name(info: zipfile.ZipInfo) -> str:
     return posixpath.normpath(name) + ("/" if info.is_dir() else "")
 
 
-def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget_bytes: int, max_ratio: float) -> bytes:
+def _read_entry(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget_bytes: int, max_ratio: float
+) -> bytes:
     """Decompress one entry, counting real bytes: stop at the budget whatever the header says."""
     chunks: list[bytes] = []
     total = 0
@@ -96,7 +98,9 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget_bytes: i
             if total > budget_bytes:
                 raise _invalid("the archive is larger than allowed once uncompressed", field=info.filename)
             if total >= RATIO_CHECK_MIN_BYTES and total / max(info.compress_size, 1) > max_ratio:
-                raise _invalid(f"compression ratio above {max_ratio}: looks like a zip bomb", field=info.filename)
+                raise _invalid(
+                    f"compression ratio above {max_ratio}: looks like a zip bomb", field=info.filename
+                )
             chunks.append(chunk)
     return b"".join(chunks)
 
@@ -136,8 +140,10 @@ def validate_archive(
             names[name] = info
             declared_bytes += info.file_size
         if declared_bytes > max_uncompressed_bytes:
-            raise _invalid(f"the archive holds {declared_bytes} bytes uncompressed; "
-                           f"at most {max_uncompressed_bytes} are allowed")
+            raise _invalid(
+                f"the archive holds {declared_bytes} bytes uncompressed; "
+                f"at most {max_uncompressed_bytes} are allowed"
+            )
         if declared_bytes >= RATIO_CHECK_MIN_BYTES and declared_bytes / max(len(data), 1) > max_ratio:
             raise _invalid(f"compression ratio above {max_ratio}: looks like a zip bomb")
         if SPEC_FILE not in names:
@@ -151,7 +157,14 @@ def validate_archive(
                 content = _read_entry(archive, info, budget, max_ratio)
                 budget -= len(content)
                 files[name] = content
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            OSError,
+            EOFError,
+            NotImplementedError,
+            RuntimeError,
+        ) as e:
             raise _invalid(f"the archive is corrupt: {e}")
     spec = parse_spec(files[SPEC_FILE])
     for op_name, path in spec.python_files().items():

@@ -75,8 +75,14 @@ class AppRateLimited(AppError):
 
     type = "app_rate_limited"
 
-    def __init__(self, retry_after_seconds: float, message: str | None = None, body_excerpt: str = "",
-                 app_status: int = 429, **extra: object):
+    def __init__(
+        self,
+        retry_after_seconds: float,
+        message: str | None = None,
+        body_excerpt: str = "",
+        app_status: int = 429,
+        **extra: object,
+    ):
         super().__init__(app_status, message, body_excerpt, retryAfterSeconds=retry_after_seconds, **extra)
         self.retry_after_seconds = retry_after_seconds
 

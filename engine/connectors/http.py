@@ -88,7 +88,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float:
         seconds = float(value)
     except ValueError:
         try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - (time.time() if now is None else now)
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - (
+                time.time() if now is None else now
+            )
         except (TypeError, ValueError):
             return DEFAULT_RETRY_AFTER_SECONDS
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
@@ -108,7 +110,9 @@ def _operation(spec: ConnectorSpec, op_name: str) -> OperationSpec:
     return op
 
 
-def _build_url(spec: ConnectorSpec, op: OperationSpec, context: Mapping[str, Any], next_url: str | None) -> str:
+def _build_url(
+    spec: ConnectorSpec, op: OperationSpec, context: Mapping[str, Any], next_url: str | None
+) -> str:
     base = str(render_tree(spec.base_uri, context))
     if not base.startswith(("http://", "https://")):
         raise AppError(0, f"the base URI is not an http(s) URL: {base[:100]!r}")
@@ -124,8 +128,9 @@ def _build_url(spec: ConnectorSpec, op: OperationSpec, context: Mapping[str, Any
     return url
 
 
-def _authenticate(spec: ConnectorSpec, context: Mapping[str, Any], headers: dict[str, str],
-                  query: dict[str, Any]) -> tuple[str, str] | None:
+def _authenticate(
+    spec: ConnectorSpec, context: Mapping[str, Any], headers: dict[str, str], query: dict[str, Any]
+) -> tuple[str, str] | None:
     auth = spec.auth
     if auth.type is AuthType.API_KEY:
         value = str(render_tree(auth.api_key_value, context))
@@ -177,7 +182,9 @@ def _parse_body(response: requests.Response) -> Any:
         return response.text
 
 
-def _next_cursor(op: OperationSpec, body: Any, records: list[Any] | None, page_cursor: str | None) -> str | None:
+def _next_cursor(
+    op: OperationSpec, body: Any, records: list[Any] | None, page_cursor: str | None
+) -> str | None:
     pagination = op.pagination
     if pagination is None:
         return None
@@ -191,9 +198,16 @@ def _next_cursor(op: OperationSpec, body: Any, records: list[Any] | None, page_c
     return str(value) if value not in (None, "") else None
 
 
-def _send(spec: ConnectorSpec, op: OperationSpec, input: Mapping[str, Any], credentials: Mapping[str, Any],
-          parameters: Mapping[str, Any], cursor: str | None, session: requests.Session,
-          timeout_seconds: float) -> OperationResult:
+def _send(
+    spec: ConnectorSpec,
+    op: OperationSpec,
+    input: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    cursor: str | None,
+    session: requests.Session,
+    timeout_seconds: float,
+) -> OperationResult:
     context = {"input": dict(input), "connection": dict(credentials), "parameters": dict(parameters)}
     redactor = Redactor.for_connection(spec.auth.fields, credentials, parameters)
     pagination = op.pagination
@@ -211,13 +225,24 @@ def _send(spec: ConnectorSpec, op: OperationSpec, input: Mapping[str, Any], cred
     basic = _authenticate(spec, context, headers, query)
     body = render_tree(op.body, context) if op.body is not None else None
     payload = {"json": body} if op.body_type == "json" else {"data": body}
-    request_summary = {"method": op.method, "url": redactor.url(requests.Request("GET", url, params=query)
-                                                               .prepare().url or url),
-                       "headers": redactor.headers(headers), "body": redactor.document(body)}
+    request_summary = {
+        "method": op.method,
+        "url": redactor.url(requests.Request("GET", url, params=query).prepare().url or url),
+        "headers": redactor.headers(headers),
+        "body": redactor.document(body),
+    }
     started = time.perf_counter()
     try:
-        response = session.request(str(op.method), url, params=query, headers=headers, auth=basic,
-                                   timeout=timeout_seconds, allow_redirects=False, **payload)
+        response = session.request(
+            str(op.method),
+            url,
+            params=query,
+            headers=headers,
+            auth=basic,
+            timeout=timeout_seconds,
+            allow_redirects=False,
+            **payload,
+        )
     except requests.Timeout:
         raise AppUnavailable(0, f"the app did not answer within {timeout_seconds} s")
     except requests.RequestException as error:
@@ -227,15 +252,32 @@ def _send(spec: ConnectorSpec, op: OperationSpec, input: Mapping[str, Any], cred
     _raise_for_status(response, response_body, redactor)
     records = get_path(response_body, op.records_path) if op.records_path else None
     if op.records_path and not isinstance(records, list):
-        raise AppError(response.status_code, f"the answer has no list at {op.records_path!r}",
-                       excerpt(response_body, redactor, max_chars=BODY_EXCERPT_CHARS))
-    output = get_path(response_body, op.output_path) if op.output_path else (records if records is not None
-                                                                                else response_body)
-    response_summary = {"status": response.status_code, "durationMs": round(duration_ms, 1),
-                        "body": excerpt(response_body, redactor, max_chars=BODY_EXCERPT_CHARS)}
-    return OperationResult(response.status_code, dict(response.headers), response_body, output, records,
-                           _next_cursor(op, response_body, records, cursor), duration_ms,
-                           request_summary, response_summary)
+        raise AppError(
+            response.status_code,
+            f"the answer has no list at {op.records_path!r}",
+            excerpt(response_body, redactor, max_chars=BODY_EXCERPT_CHARS),
+        )
+    output = (
+        get_path(response_body, op.output_path)
+        if op.output_path
+        else (records if records is not None else response_body)
+    )
+    response_summary = {
+        "status": response.status_code,
+        "durationMs": round(duration_ms, 1),
+        "body": excerpt(response_body, redactor, max_chars=BODY_EXCERPT_CHARS),
+    }
+    return OperationResult(
+        response.status_code,
+        dict(response.headers),
+        response_body,
+        output,
+        records,
+        _next_cursor(op, response_body, records, cursor),
+        duration_ms,
+        request_summary,
+        response_summary,
+    )
 
 
 def execute_operation(
@@ -260,15 +302,18 @@ def execute_operation(
     """
     op = _operation(spec, op_name)
     if op.input_schema:
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(op.input_schema).iter_errors(input))
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(op.input_schema).iter_errors(input)
+        )
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path) or None
             raise InvalidOperationInput(error.message, field=where)
     parameters = parameters or {}
     refreshed = False
     if spec.auth.type is AuthType.OAUTH2:
-        new = oauth2.refresh_if_needed(credentials, spec, session, now, parameters=parameters,
-                                       timeout_seconds=timeout_seconds)
+        new = oauth2.refresh_if_needed(
+            credentials, spec, session, now, parameters=parameters, timeout_seconds=timeout_seconds
+        )
         if new is not None:
             credentials, refreshed = new, True
             if on_credentials_refreshed:
@@ -279,8 +324,9 @@ def execute_operation(
         # Retry once after a refresh, unless this very call already refreshed.
         if spec.auth.type is not AuthType.OAUTH2 or refreshed or error.app_status != 401:
             raise
-        new = oauth2.refresh_credentials(credentials, spec, session, now, parameters=parameters,
-                                         timeout_seconds=timeout_seconds)
+        new = oauth2.refresh_credentials(
+            credentials, spec, session, now, parameters=parameters, timeout_seconds=timeout_seconds
+        )
         if on_credentials_refreshed:
             on_credentials_refreshed(new)
         return _send(spec, op, input, new, parameters, cursor, session, timeout_seconds)
@@ -305,7 +351,9 @@ def list_records(
     (AppRateLimited, AppUnavailable ...) propagate: the caller retries from the last cursor it saw.
     """
     if collection not in spec.data:
-        raise UnknownOperation(f"connector {spec.key} has no data collection {collection!r}", field="collection")
+        raise UnknownOperation(
+            f"connector {spec.key} has no data collection {collection!r}", field="collection"
+        )
     op_name = spec.data[collection].list
     input: dict[str, Any] = {}
     if since is not None:
@@ -321,10 +369,22 @@ def list_records(
             on_credentials_refreshed(new)
 
     for _ in range(MAX_PAGES):
-        result = execute_operation(spec, op_name, input, current, session=session, timeout_seconds=timeout_seconds,
-                                   parameters=parameters, cursor=cursor, on_credentials_refreshed=remember)
-        records = result.records if result.records is not None else (
-            result.output if isinstance(result.output, list) else [])
+        result = execute_operation(
+            spec,
+            op_name,
+            input,
+            current,
+            session=session,
+            timeout_seconds=timeout_seconds,
+            parameters=parameters,
+            cursor=cursor,
+            on_credentials_refreshed=remember,
+        )
+        records = (
+            result.records
+            if result.records is not None
+            else (result.output if isinstance(result.output, list) else [])
+        )
         next_cursor = result.next_cursor if records or spec.operations[op_name].pagination is None else None
         if next_cursor == cursor:
             next_cursor = None  # a cursor that does not move would loop forever

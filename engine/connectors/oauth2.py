@@ -20,7 +20,7 @@ from engine.connectors.templates import render_tree
 
 ACCESS_TOKEN = "accessToken"
 REFRESH_TOKEN = "refreshToken"
-EXPIRES_AT = "expiresAt"          # epoch seconds
+EXPIRES_AT = "expiresAt"  # epoch seconds
 TOKEN_TYPE = "tokenType"
 SCOPE = "scope"
 TOKEN_TIMEOUT_SECONDS = 30.0
@@ -37,23 +37,37 @@ def _context(credentials: Mapping[str, Any], parameters: Mapping[str, Any] | Non
     return {"connection": dict(credentials), "parameters": dict(parameters or {}), "input": {}}
 
 
-def authorization_url(spec: ConnectorSpec, *, redirect_uri: str, state: str,
-                      parameters: Mapping[str, Any] | None = None,
-                      connection: Mapping[str, Any] | None = None) -> str:
+def authorization_url(
+    spec: ConnectorSpec,
+    *,
+    redirect_uri: str,
+    state: str,
+    parameters: Mapping[str, Any] | None = None,
+    connection: Mapping[str, Any] | None = None,
+) -> str:
     """The URL to send the customer to, to approve the connection (authorization-code grant)."""
     oauth = _oauth2(spec)
     context = _context(connection or {}, parameters)
     base = render_tree(oauth.authorize_uri, context)
-    query = {"response_type": "code", "client_id": render_tree(oauth.client_id, context),
-             "redirect_uri": redirect_uri, "state": state}
+    query = {
+        "response_type": "code",
+        "client_id": render_tree(oauth.client_id, context),
+        "redirect_uri": redirect_uri,
+        "state": state,
+    }
     if oauth.scopes:
         query["scope"] = oauth.scope_separator.join(oauth.scopes)
     return f"{base}{'&' if '?' in base else '?'}{urlencode(query)}"
 
 
-def _token_request(spec: ConnectorSpec, form: dict[str, str], credentials: Mapping[str, Any],
-                   parameters: Mapping[str, Any] | None, session: requests.Session,
-                   timeout_seconds: float) -> dict[str, Any]:
+def _token_request(
+    spec: ConnectorSpec,
+    form: dict[str, str],
+    credentials: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None,
+    session: requests.Session,
+    timeout_seconds: float,
+) -> dict[str, Any]:
     oauth = _oauth2(spec)
     context = _context(credentials, parameters)
     client_id = str(render_tree(oauth.client_id, context))
@@ -65,8 +79,13 @@ def _token_request(spec: ConnectorSpec, form: dict[str, str], credentials: Mappi
         form = {**form, "client_id": client_id, "client_secret": client_secret}
     redactor = Redactor.for_connection(spec.auth.fields, {**credentials, **form}, parameters)
     try:
-        response = session.post(render_tree(oauth.token_uri, context), data=form, auth=auth,
-                                headers={"Accept": "application/json"}, timeout=timeout_seconds)
+        response = session.post(
+            render_tree(oauth.token_uri, context),
+            data=form,
+            auth=auth,
+            headers={"Accept": "application/json"},
+            timeout=timeout_seconds,
+        )
     except requests.RequestException as error:
         raise AppUnavailable(0, f"token endpoint unreachable: {redactor.text(str(error))}")
     body_text = excerpt(response.text, redactor, max_chars=BODY_EXCERPT_CHARS)
@@ -78,8 +97,9 @@ def _token_request(spec: ConnectorSpec, form: dict[str, str], credentials: Mappi
         body = None
     if response.status_code >= 400 or not isinstance(body, dict) or not body.get("access_token"):
         reason = body.get("error_description") or body.get("error") if isinstance(body, dict) else None
-        raise CredentialsRefreshFailed(response.status_code,
-                                       f"the app refused the token request: {reason or response.reason}", body_text)
+        raise CredentialsRefreshFailed(
+            response.status_code, f"the app refused the token request: {reason or response.reason}", body_text
+        )
     return body
 
 
@@ -99,26 +119,52 @@ def _merge_tokens(credentials: Mapping[str, Any], token: Mapping[str, Any], now:
     return merged
 
 
-def exchange_code(spec: ConnectorSpec, *, code: str, redirect_uri: str, credentials: Mapping[str, Any],
-                  parameters: Mapping[str, Any] | None = None, session: requests.Session,
-                  now: float | None = None, timeout_seconds: float = TOKEN_TIMEOUT_SECONDS) -> dict[str, Any]:
+def exchange_code(
+    spec: ConnectorSpec,
+    *,
+    code: str,
+    redirect_uri: str,
+    credentials: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None = None,
+    session: requests.Session,
+    now: float | None = None,
+    timeout_seconds: float = TOKEN_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
     """Exchange an authorization code for tokens; return the credentials with the token fields set."""
     now = time.time() if now is None else now
-    token = _token_request(spec, {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
-                           credentials, parameters, session, timeout_seconds)
+    token = _token_request(
+        spec,
+        {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+        credentials,
+        parameters,
+        session,
+        timeout_seconds,
+    )
     return _merge_tokens(credentials, token, now)
 
 
-def refresh_credentials(credentials: Mapping[str, Any], spec: ConnectorSpec, session: requests.Session,
-                        now: float | None = None, *, parameters: Mapping[str, Any] | None = None,
-                        timeout_seconds: float = TOKEN_TIMEOUT_SECONDS) -> dict[str, Any]:
+def refresh_credentials(
+    credentials: Mapping[str, Any],
+    spec: ConnectorSpec,
+    session: requests.Session,
+    now: float | None = None,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    timeout_seconds: float = TOKEN_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
     """Refresh the access token now. Raises CredentialsRefreshFailed when the app refuses."""
     now = time.time() if now is None else now
     refresh_token = credentials.get(REFRESH_TOKEN)
     if not refresh_token or not _oauth2(spec).refresh:
         raise CredentialsRefreshFailed(401, "the access token expired and cannot be refreshed: reconnect")
-    token = _token_request(spec, {"grant_type": "refresh_token", "refresh_token": str(refresh_token)},
-                           credentials, parameters, session, timeout_seconds)
+    token = _token_request(
+        spec,
+        {"grant_type": "refresh_token", "refresh_token": str(refresh_token)},
+        credentials,
+        parameters,
+        session,
+        timeout_seconds,
+    )
     return _merge_tokens(credentials, token, now)
 
 
@@ -134,12 +180,19 @@ def needs_refresh(credentials: Mapping[str, Any], spec: ConnectorSpec, now: floa
     return float(expires_at) - now <= _oauth2(spec).refresh_before_expiry_seconds
 
 
-def refresh_if_needed(credentials: Mapping[str, Any], spec: ConnectorSpec, session: requests.Session,
-                      now: float | None = None, *, parameters: Mapping[str, Any] | None = None,
-                      timeout_seconds: float = TOKEN_TIMEOUT_SECONDS) -> dict[str, Any] | None:
+def refresh_if_needed(
+    credentials: Mapping[str, Any],
+    spec: ConnectorSpec,
+    session: requests.Session,
+    now: float | None = None,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    timeout_seconds: float = TOKEN_TIMEOUT_SECONDS,
+) -> dict[str, Any] | None:
     """New credentials when the access token is near expiry (the caller must persist them), else None."""
     now = time.time() if now is None else now
     if not needs_refresh(credentials, spec, now):
         return None
-    return refresh_credentials(credentials, spec, session, now, parameters=parameters,
-                               timeout_seconds=timeout_seconds)
+    return refresh_credentials(
+        credentials, spec, session, now, parameters=parameters, timeout_seconds=timeout_seconds
+    )

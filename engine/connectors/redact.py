@@ -19,10 +19,22 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 REDACTED = "[REDACTED]"
 # Shorter values are not replaced by value: "1" or "us" would blank out half a log line.
 MIN_SECRET_VALUE_CHARS = 6
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
-                            "api-key", "x-auth-token", "x-access-token"})
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "api-key",
+        "x-auth-token",
+        "x-access-token",
+    }
+)
 # Key names that always hold a secret, compared lower-case without separators.
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|apikey|authorization|credential|privatekey|signature)")
+_SECRET_KEY = re.compile(
+    r"(password|passwd|secret|token|apikey|authorization|credential|privatekey|signature)"
+)
 
 
 def _normalize(name: str) -> str:
@@ -38,9 +50,12 @@ def is_secret_key(name: str, extra: Iterable[str] = ()) -> bool:
 def secret_field_names(fields_schema: Mapping[str, Any]) -> frozenset[str]:
     """The auth fields marked secret in a connector's auth `fields` JSON Schema."""
     properties = fields_schema.get("properties") or {}
-    return frozenset(name for name, schema in properties.items()
-                     if isinstance(schema, Mapping)
-                     and (schema.get("format") == "password" or schema.get("x-secret") is True))
+    return frozenset(
+        name
+        for name, schema in properties.items()
+        if isinstance(schema, Mapping)
+        and (schema.get("format") == "password" or schema.get("x-secret") is True)
+    )
 
 
 @dataclass(frozen=True)
@@ -51,15 +66,23 @@ class Redactor:
     secret_values: tuple[str, ...] = ()
 
     @classmethod
-    def for_connection(cls, fields_schema: Mapping[str, Any], credentials: Mapping[str, Any],
-                       parameters: Mapping[str, Any] | None = None) -> Redactor:
+    def for_connection(
+        cls,
+        fields_schema: Mapping[str, Any],
+        credentials: Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
+    ) -> Redactor:
         """Secrets: credentials fields marked secret or with a secret-looking name, and the same in
         the integration's parameters (e.g. an OAuth client secret)."""
         keys = secret_field_names(fields_schema)
         values: set[str] = set()
         for source in (credentials, parameters or {}):
             for name, value in source.items():
-                if (name in keys or is_secret_key(name)) and isinstance(value, str | int) and not isinstance(value, bool):
+                if (
+                    (name in keys or is_secret_key(name))
+                    and isinstance(value, str | int)
+                    and not isinstance(value, bool)
+                ):
                     text = str(value)
                     if len(text) >= MIN_SECRET_VALUE_CHARS:
                         values.add(text)
@@ -73,13 +96,19 @@ class Redactor:
         return value
 
     def headers(self, headers: Mapping[str, Any]) -> dict[str, str]:
-        return {name: REDACTED if name.lower() in SECRET_HEADERS or is_secret_key(name, self.secret_keys)
-                else self.text(str(value)) for name, value in headers.items()}
+        return {
+            name: REDACTED
+            if name.lower() in SECRET_HEADERS or is_secret_key(name, self.secret_keys)
+            else self.text(str(value))
+            for name, value in headers.items()
+        }
 
     def url(self, url: str) -> str:
         parts = urlsplit(url)
-        query = [(k, REDACTED if is_secret_key(k, self.secret_keys) else self.text(v))
-                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        query = [
+            (k, REDACTED if is_secret_key(k, self.secret_keys) else self.text(v))
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
         netloc = parts.netloc.rsplit("@", 1)[-1] if "@" in parts.netloc else parts.netloc
         redacted = urlunsplit((parts.scheme, netloc, self.text(parts.path), urlencode(query, safe="[]"), ""))
         return redacted
@@ -87,8 +116,12 @@ class Redactor:
     def document(self, value: Any) -> Any:
         """A copy of a JSON-like value with secret keys and secret values redacted."""
         if isinstance(value, Mapping):
-            return {k: REDACTED if isinstance(k, str) and is_secret_key(k, self.secret_keys) and v not in (None, "")
-                    else self.document(v) for k, v in value.items()}
+            return {
+                k: REDACTED
+                if isinstance(k, str) and is_secret_key(k, self.secret_keys) and v not in (None, "")
+                else self.document(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self.document(v) for v in value]
         if isinstance(value, str):

@@ -40,8 +40,10 @@ _PAGINATION: dict[str, Any] = {
         "firstPage": {"type": "integer", "minimum": 0},
     },
     "allOf": [
-        {"if": {"properties": {"type": {"const": "cursor"}}},
-         "then": {"required": ["cursorPath", "cursorParam"]}},
+        {
+            "if": {"properties": {"type": {"const": "cursor"}}},
+            "then": {"required": ["cursorPath", "cursorParam"]},
+        },
         {"if": {"properties": {"type": {"const": "next-url"}}}, "then": {"required": ["urlPath"]}},
         {"if": {"properties": {"type": {"const": "page"}}}, "then": {"required": ["pageParam"]}},
     ],
@@ -68,7 +70,9 @@ _OPERATION: dict[str, Any] = {
         "file": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\.py$"},
     },
     # An operation with `file` (or `type: python`) is Python; otherwise declarative HTTP.
-    "if": {"anyOf": [{"required": ["file"]}, {"properties": {"type": {"const": "python"}}, "required": ["type"]}]},
+    "if": {
+        "anyOf": [{"required": ["file"]}, {"properties": {"type": {"const": "python"}}, "required": ["type"]}]
+    },
     "then": {
         "required": ["file"],
         "not": {"anyOf": [{"required": ["method"]}, {"required": ["path"]}, {"required": ["body"]}]},
@@ -143,7 +147,12 @@ _AUTH: dict[str, Any] = {
     },
     "allOf": [
         {"if": {"properties": {"type": {"const": kind}}}, "then": {"required": [block]}}
-        for kind, block in (("api-key", "apiKey"), ("basic", "basic"), ("bearer", "bearer"), ("oauth2", "oauth2"))
+        for kind, block in (
+            ("api-key", "apiKey"),
+            ("basic", "basic"),
+            ("bearer", "bearer"),
+            ("oauth2", "oauth2"),
+        )
     ],
 }
 

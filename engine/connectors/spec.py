@@ -21,8 +21,19 @@ from engine.connectors.schema import SPEC_SCHEMA
 from engine.connectors.templates import compile_template, compile_tree
 
 __all__ = [
-    "SPEC_SCHEMA", "AuthSpec", "AuthType", "ChangeType", "CollectionSpec", "ConnectorSpec", "EventType",
-    "OAuth2Spec", "OperationKind", "OperationSpec", "PaginationSpec", "PaginationType", "validate_spec_document",
+    "SPEC_SCHEMA",
+    "AuthSpec",
+    "AuthType",
+    "ChangeType",
+    "CollectionSpec",
+    "ConnectorSpec",
+    "EventType",
+    "OAuth2Spec",
+    "OperationKind",
+    "OperationSpec",
+    "PaginationSpec",
+    "PaginationType",
+    "validate_spec_document",
 ]
 
 DEFAULT_REFRESH_BEFORE_EXPIRY_SECONDS = 60
@@ -42,9 +53,9 @@ class OperationKind(StrEnum):
 
 
 class PaginationType(StrEnum):
-    CURSOR = "cursor"      # the body holds the next cursor; send it back as a query parameter
+    CURSOR = "cursor"  # the body holds the next cursor; send it back as a query parameter
     NEXT_URL = "next-url"  # the body holds the URL of the next page
-    PAGE = "page"          # page numbers in a query parameter, until a page has no records
+    PAGE = "page"  # page numbers in a query parameter, until a page has no records
 
 
 class ChangeType(StrEnum):
@@ -78,17 +89,30 @@ class OAuth2Spec:
 
     @classmethod
     def from_document(cls, d: Mapping[str, Any]) -> OAuth2Spec:
-        return cls(d["authorizeUri"], d["tokenUri"], tuple(d.get("scopes", ())), d.get("scopeSeparator", " "),
-                   d.get("refresh", True),
-                   d.get("refreshBeforeExpirySeconds", DEFAULT_REFRESH_BEFORE_EXPIRY_SECONDS),
-                   d.get("clientId", cls.client_id), d.get("clientSecret", cls.client_secret),
-                   d.get("clientAuth", "body"))
+        return cls(
+            d["authorizeUri"],
+            d["tokenUri"],
+            tuple(d.get("scopes", ())),
+            d.get("scopeSeparator", " "),
+            d.get("refresh", True),
+            d.get("refreshBeforeExpirySeconds", DEFAULT_REFRESH_BEFORE_EXPIRY_SECONDS),
+            d.get("clientId", cls.client_id),
+            d.get("clientSecret", cls.client_secret),
+            d.get("clientAuth", "body"),
+        )
 
     def to_document(self) -> dict[str, Any]:
-        return {"authorizeUri": self.authorize_uri, "tokenUri": self.token_uri, "scopes": list(self.scopes),
-                "scopeSeparator": self.scope_separator, "refresh": self.refresh,
-                "refreshBeforeExpirySeconds": self.refresh_before_expiry_seconds,
-                "clientId": self.client_id, "clientSecret": self.client_secret, "clientAuth": self.client_auth}
+        return {
+            "authorizeUri": self.authorize_uri,
+            "tokenUri": self.token_uri,
+            "scopes": list(self.scopes),
+            "scopeSeparator": self.scope_separator,
+            "refresh": self.refresh,
+            "refreshBeforeExpirySeconds": self.refresh_before_expiry_seconds,
+            "clientId": self.client_id,
+            "clientSecret": self.client_secret,
+            "clientAuth": self.client_auth,
+        }
 
 
 @dataclass(frozen=True)
@@ -97,25 +121,37 @@ class AuthSpec:
 
     type: AuthType
     fields: Mapping[str, Any]
-    api_key_in: str | None = None        # "header" | "query"
-    api_key_name: str | None = None      # header or query parameter name
-    api_key_value: str | None = None     # template
-    username: str | None = None          # basic: templates
+    api_key_in: str | None = None  # "header" | "query"
+    api_key_name: str | None = None  # header or query parameter name
+    api_key_value: str | None = None  # template
+    username: str | None = None  # basic: templates
     password: str | None = None
-    token: str | None = None             # bearer: template
+    token: str | None = None  # bearer: template
     oauth2: OAuth2Spec | None = None
 
     @classmethod
     def from_document(cls, d: Mapping[str, Any]) -> AuthSpec:
         api_key, basic, bearer = d.get("apiKey") or {}, d.get("basic") or {}, d.get("bearer") or {}
-        return cls(AuthType(d["type"]), dict(d["fields"]), api_key.get("in"), api_key.get("name"),
-                   api_key.get("value"), basic.get("username"), basic.get("password"), bearer.get("token"),
-                   OAuth2Spec.from_document(d["oauth2"]) if d.get("oauth2") else None)
+        return cls(
+            AuthType(d["type"]),
+            dict(d["fields"]),
+            api_key.get("in"),
+            api_key.get("name"),
+            api_key.get("value"),
+            basic.get("username"),
+            basic.get("password"),
+            bearer.get("token"),
+            OAuth2Spec.from_document(d["oauth2"]) if d.get("oauth2") else None,
+        )
 
     def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {"type": self.type.value, "fields": dict(self.fields)}
         if self.type is AuthType.API_KEY:
-            document["apiKey"] = {"in": self.api_key_in, "name": self.api_key_name, "value": self.api_key_value}
+            document["apiKey"] = {
+                "in": self.api_key_in,
+                "name": self.api_key_name,
+                "value": self.api_key_value,
+            }
         elif self.type is AuthType.BASIC:
             document["basic"] = {"username": self.username, "password": self.password}
         elif self.type is AuthType.BEARER:
@@ -140,13 +176,26 @@ class PaginationSpec:
 
     @classmethod
     def from_document(cls, d: Mapping[str, Any]) -> PaginationSpec:
-        return cls(PaginationType(d["type"]), d.get("cursorPath"), d.get("cursorParam"), d.get("urlPath"),
-                   d.get("pageParam"), d.get("firstPage", 1))
+        return cls(
+            PaginationType(d["type"]),
+            d.get("cursorPath"),
+            d.get("cursorParam"),
+            d.get("urlPath"),
+            d.get("pageParam"),
+            d.get("firstPage", 1),
+        )
 
     def to_document(self) -> dict[str, Any]:
-        return _drop_none({"type": self.type.value, "cursorPath": self.cursor_path, "cursorParam": self.cursor_param,
-                           "urlPath": self.url_path, "pageParam": self.page_param,
-                           "firstPage": self.first_page if self.type is PaginationType.PAGE else None})
+        return _drop_none(
+            {
+                "type": self.type.value,
+                "cursorPath": self.cursor_path,
+                "cursorParam": self.cursor_param,
+                "urlPath": self.url_path,
+                "pageParam": self.page_param,
+                "firstPage": self.first_page if self.type is PaginationType.PAGE else None,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -163,33 +212,63 @@ class OperationSpec:
     headers: Mapping[str, Any] = field(default_factory=dict)
     body: Any = None
     body_type: str = "json"
-    output_path: str | None = None    # dotted path in the response body to the output
-    records_path: str | None = None   # dotted path in the response body to the list of records
+    output_path: str | None = None  # dotted path in the response body to the output
+    records_path: str | None = None  # dotted path in the response body to the list of records
     pagination: PaginationSpec | None = None
-    file: str | None = None           # python: path inside the archive
+    file: str | None = None  # python: path inside the archive
 
     @classmethod
     def from_document(cls, name: str, d: Mapping[str, Any]) -> OperationSpec:
         python = "file" in d or d.get("type") == "python"
         response = d.get("response") or {}
-        return cls(name, OperationKind.PYTHON if python else OperationKind.HTTP, d.get("description", ""),
-                   d.get("inputSchema"), d.get("method"), d.get("path"), dict(d.get("query") or {}),
-                   dict(d.get("headers") or {}), d.get("body"), d.get("bodyType", "json"),
-                   response.get("output"), response.get("records"),
-                   PaginationSpec.from_document(response["pagination"]) if response.get("pagination") else None,
-                   d.get("file"))
+        return cls(
+            name,
+            OperationKind.PYTHON if python else OperationKind.HTTP,
+            d.get("description", ""),
+            d.get("inputSchema"),
+            d.get("method"),
+            d.get("path"),
+            dict(d.get("query") or {}),
+            dict(d.get("headers") or {}),
+            d.get("body"),
+            d.get("bodyType", "json"),
+            response.get("output"),
+            response.get("records"),
+            PaginationSpec.from_document(response["pagination"]) if response.get("pagination") else None,
+            d.get("file"),
+        )
 
     def to_document(self) -> dict[str, Any]:
         if self.kind is OperationKind.PYTHON:
-            return _drop_none({"type": "python", "description": self.description or None,
-                               "inputSchema": self.input_schema, "file": self.file})
-        response = _drop_none({"output": self.output_path, "records": self.records_path,
-                               "pagination": self.pagination.to_document() if self.pagination else None})
-        return _drop_none({"type": "http", "description": self.description or None, "inputSchema": self.input_schema,
-                           "method": self.method, "path": self.path, "query": dict(self.query) or None,
-                           "headers": dict(self.headers) or None, "body": self.body,
-                           "bodyType": self.body_type if self.body is not None else None,
-                           "response": response or None})
+            return _drop_none(
+                {
+                    "type": "python",
+                    "description": self.description or None,
+                    "inputSchema": self.input_schema,
+                    "file": self.file,
+                }
+            )
+        response = _drop_none(
+            {
+                "output": self.output_path,
+                "records": self.records_path,
+                "pagination": self.pagination.to_document() if self.pagination else None,
+            }
+        )
+        return _drop_none(
+            {
+                "type": "http",
+                "description": self.description or None,
+                "inputSchema": self.input_schema,
+                "method": self.method,
+                "path": self.path,
+                "query": dict(self.query) or None,
+                "headers": dict(self.headers) or None,
+                "body": self.body,
+                "bodyType": self.body_type if self.body is not None else None,
+                "response": response or None,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -211,20 +290,43 @@ class CollectionSpec:
     @classmethod
     def from_document(cls, name: str, d: Mapping[str, Any]) -> CollectionSpec:
         events = {ChangeType(k): EventType(v) for k, v in (d.get("events") or {}).items()}
-        return cls(name, d["list"], d.get("find-by-id"), d.get("create"), d.get("update"), d.get("delete"),
-                   d.get("idField", "id"), d.get("updatedAtField", "updated_at"), events, d.get("description", ""))
+        return cls(
+            name,
+            d["list"],
+            d.get("find-by-id"),
+            d.get("create"),
+            d.get("update"),
+            d.get("delete"),
+            d.get("idField", "id"),
+            d.get("updatedAtField", "updated_at"),
+            events,
+            d.get("description", ""),
+        )
 
     def to_document(self) -> dict[str, Any]:
-        return _drop_none({"description": self.description or None, "idField": self.id_field,
-                           "updatedAtField": self.updated_at_field, "list": self.list,
-                           "find-by-id": self.find_by_id, "create": self.create, "update": self.update,
-                           "delete": self.delete,
-                           "events": {k.value: v.value for k, v in self.events.items()} or None})
+        return _drop_none(
+            {
+                "description": self.description or None,
+                "idField": self.id_field,
+                "updatedAtField": self.updated_at_field,
+                "list": self.list,
+                "find-by-id": self.find_by_id,
+                "create": self.create,
+                "update": self.update,
+                "delete": self.delete,
+                "events": {k.value: v.value for k, v in self.events.items()} or None,
+            }
+        )
 
     def operation_names(self) -> dict[str, str]:
         """Method name (`list`, `find-by-id`, ...) -> operation name, for the methods defined."""
-        methods = {"list": self.list, "find-by-id": self.find_by_id, "create": self.create,
-                   "update": self.update, "delete": self.delete}
+        methods = {
+            "list": self.list,
+            "find-by-id": self.find_by_id,
+            "create": self.create,
+            "update": self.update,
+            "delete": self.delete,
+        }
         return {method: op for method, op in methods.items() if op}
 
 
@@ -245,22 +347,38 @@ class ConnectorSpec:
         """Build from a parsed `spec.yaml`. With `validate`, raise InvalidConnector on the first problem."""
         if validate:
             validate_spec_document(document)
-        return cls(document["key"], document["name"], document["version"], document["baseUri"],
-                   AuthSpec.from_document(document["auth"]),
-                   {n: OperationSpec.from_document(n, d) for n, d in document["operations"].items()},
-                   {n: CollectionSpec.from_document(n, d) for n, d in (document.get("data") or {}).items()},
-                   document.get("test"), document.get("description", ""))
+        return cls(
+            document["key"],
+            document["name"],
+            document["version"],
+            document["baseUri"],
+            AuthSpec.from_document(document["auth"]),
+            {n: OperationSpec.from_document(n, d) for n, d in document["operations"].items()},
+            {n: CollectionSpec.from_document(n, d) for n, d in (document.get("data") or {}).items()},
+            document.get("test"),
+            document.get("description", ""),
+        )
 
     def to_document(self) -> dict[str, Any]:
-        return _drop_none({"key": self.key, "name": self.name, "version": self.version,
-                           "description": self.description or None, "baseUri": self.base_uri,
-                           "auth": self.auth.to_document(), "test": self.test,
-                           "operations": {n: op.to_document() for n, op in self.operations.items()},
-                           "data": {n: c.to_document() for n, c in self.data.items()} or None})
+        return _drop_none(
+            {
+                "key": self.key,
+                "name": self.name,
+                "version": self.version,
+                "description": self.description or None,
+                "baseUri": self.base_uri,
+                "auth": self.auth.to_document(),
+                "test": self.test,
+                "operations": {n: op.to_document() for n, op in self.operations.items()},
+                "data": {n: c.to_document() for n, c in self.data.items()} or None,
+            }
+        )
 
     def python_files(self) -> dict[str, str]:
         """Operation name -> file inside the archive, for the Python operations."""
-        return {n: op.file for n, op in self.operations.items() if op.kind is OperationKind.PYTHON and op.file}
+        return {
+            n: op.file for n, op in self.operations.items() if op.kind is OperationKind.PYTHON and op.file
+        }
 
 
 def _dotted(path: Any) -> str:
@@ -271,7 +389,11 @@ def _schema_error_field(error: jsonschema.ValidationError) -> str:
     where = list(error.absolute_path)
     if error.validator == "required":
         # "'key' is a required property": name the missing property itself.
-        missing = [p for p in error.validator_value if isinstance(error.instance, Mapping) and p not in error.instance]
+        missing = [
+            p
+            for p in error.validator_value
+            if isinstance(error.instance, Mapping) and p not in error.instance
+        ]
         if missing:
             where.append(missing[0])
     elif error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
@@ -304,7 +426,9 @@ def _check_template(source: str, where: str, roots: frozenset[str]) -> None:
         raise InvalidConnector(error.message, field=where)
     unknown = template.roots() - roots
     if unknown:
-        raise InvalidConnector(f"{sorted(unknown)[0]} is not available here: use {sorted(roots)}", field=where)
+        raise InvalidConnector(
+            f"{sorted(unknown)[0]} is not available here: use {sorted(roots)}", field=where
+        )
 
 
 def validate_spec_document(document: Any) -> None:
@@ -332,10 +456,14 @@ def validate_spec_document(document: Any) -> None:
                 try:
                     compile_tree(op[part], f"{where}.{part}")
                 except TemplateError as template_error:
-                    raise InvalidConnector(template_error.message, field=template_error.field or f"{where}.{part}")
+                    raise InvalidConnector(
+                        template_error.message, field=template_error.field or f"{where}.{part}"
+                    )
     if "test" in document and document["test"] not in operations:
         raise InvalidConnector(f"no operation named {document['test']!r}", field="test")
     for name, collection in (document.get("data") or {}).items():
         for method in ("list", "find-by-id", "create", "update", "delete"):
             if method in collection and collection[method] not in operations:
-                raise InvalidConnector(f"no operation named {collection[method]!r}", field=f"data.{name}.{method}")
+                raise InvalidConnector(
+                    f"no operation named {collection[method]!r}", field=f"data.{name}.{method}"
+                )

@@ -99,8 +99,9 @@ class Expression:
             except (TypeError, ValueError) as error:
                 raise TemplateRenderError(f"{self.source.strip()!r}: filter {f.name} failed: {error}")
         if value is _MISSING:
-            raise TemplateRenderError(f"{self.source.strip()!r}: no value at {self._dotted()}",
-                                      field=self._dotted())
+            raise TemplateRenderError(
+                f"{self.source.strip()!r}: no value at {self._dotted()}", field=self._dotted()
+            )
         return value
 
     def _dotted(self) -> str:
@@ -214,7 +215,7 @@ def compile_template(source: str) -> Template:
     position = 0
     for match in _EXPRESSION.finditer(source):
         if match.start() > position:
-            parts.append(source[position:match.start()])
+            parts.append(source[position : match.start()])
         parts.append(_parse_expression(match.group(1)))
         position = match.end()
     if position < len(source):

@@ -23,8 +23,13 @@ from engine.store import data_records as store
 log = logging.getLogger(__name__)
 
 CHANGES = ("created", "updated", "deleted")
-EMITTER_MODULES = ("engine.flows", "engine.flows.triggers", "engine.flows.events", "engine.flows.data_records",
-                   "engine.flows.service")
+EMITTER_MODULES = (
+    "engine.flows",
+    "engine.flows.triggers",
+    "engine.flows.events",
+    "engine.flows.data_records",
+    "engine.flows.service",
+)
 """Where the flows package may define `emit_data_record_event` (first found wins)."""
 PENDING_BATCH_RECORDS = 500
 
@@ -33,8 +38,9 @@ _emitter: list[Callable[..., Any] | None] = []
 
 def record_hash(record: Any) -> str:
     """A stable digest of a record's content (keys sorted), to tell updated from unchanged."""
-    return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
-                          .encode("utf-8")).hexdigest()
+    return hashlib.sha256(
+        json.dumps(record, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+    ).hexdigest()
 
 
 def event_id(data_source_id: str, external_id: str, change: str, digest: str) -> str:
@@ -58,18 +64,35 @@ def flows_emitter() -> Callable[..., Any] | None:
     return _emitter[0]
 
 
-def build_event(source: dict[str, Any], external_id: str, change: str, record: Any, digest: str,
-                job_id: str | None, wanted: set[str] | None = None) -> dict[str, Any]:
+def build_event(
+    source: dict[str, Any],
+    external_id: str,
+    change: str,
+    record: Any,
+    digest: str,
+    job_id: str | None,
+    wanted: set[str] | None = None,
+) -> dict[str, Any]:
     """The audit document of one event (`source` is the data source document).
 
     `wanted`: the changes some flow listens to (see `subscribed_changes`; None: unknown, all).
     An event no flow listens to is recorded as `unsubscribed` and never handed over."""
     pending = wanted is None or change in wanted
-    return {"_id": event_id(source["_id"], external_id, change, digest), "dataSourceId": source["_id"],
-            "workspaceId": source["workspaceId"], "customerId": source["customerId"],
-            "connectionId": source["connectionId"], "collection": source["collection"],
-            "externalId": external_id, "change": change, "record": record, "hash": digest, "jobId": job_id,
-            "state": "pending" if pending else "unsubscribed", "createdAt": now()}
+    return {
+        "_id": event_id(source["_id"], external_id, change, digest),
+        "dataSourceId": source["_id"],
+        "workspaceId": source["workspaceId"],
+        "customerId": source["customerId"],
+        "connectionId": source["connectionId"],
+        "collection": source["collection"],
+        "externalId": external_id,
+        "change": change,
+        "record": record,
+        "hash": digest,
+        "jobId": job_id,
+        "state": "pending" if pending else "unsubscribed",
+        "createdAt": now(),
+    }
 
 
 def record_events(services: Services, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -90,8 +113,11 @@ def subscribed_changes(services: Services, source: dict[str, Any]) -> set[str] |
     except ImportError:
         return None
     names = {source["_id"], source.get("collection")}
-    return {d["dataChange"] for d in flow_instances.of_connection(services.db, source["connectionId"])
-            if d.get("enabled") and d.get("dataChange") and d.get("dataSource") in names}
+    return {
+        d["dataChange"]
+        for d in flow_instances.of_connection(services.db, source["connectionId"])
+        if d.get("enabled") and d.get("dataChange") and d.get("dataSource") in names
+    }
 
 
 def hand_over(services: Services, events: list[dict[str, Any]]) -> int:
@@ -105,8 +131,13 @@ def hand_over(services: Services, events: list[dict[str, Any]]) -> int:
     done = 0
     for event in pending:
         try:
-            emit(services, connection_id=event["connectionId"], data_source_id=event["dataSourceId"],
-                 change=event["change"], record=event["record"])
+            emit(
+                services,
+                connection_id=event["connectionId"],
+                data_source_id=event["dataSourceId"],
+                change=event["change"],
+                record=event["record"],
+            )
         except Exception:  # noqa: BLE001 - left pending, handed over again by the next sync
             log.exception("data-record event %s could not be handed to the flows", event["_id"])
             continue

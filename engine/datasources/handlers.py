@@ -17,8 +17,9 @@ from engine.jobs.registry import JobContext, job_handler
 @job_handler(SYNC_JOB_KIND)
 def run_data_source_sync(job: Job, ctx: JobContext) -> dict[str, Any] | None:
     """Sync (or resume syncing) one data source."""
-    return run_sync(ctx.services, job.payload["dataSourceId"], job_id=job.id, mode=job.payload.get("mode"),
-                    ctx=ctx)
+    return run_sync(
+        ctx.services, job.payload["dataSourceId"], job_id=job.id, mode=job.payload.get("mode"), ctx=ctx
+    )
 
 
 @job_handler(EVENT_PULL_JOB_KIND)

@@ -29,8 +29,8 @@ LIMIT_KEY = "parallelEventPulls"
 
 
 class DataSourceKind(StrEnum):
-    SYNC = "sync"               # a data source: records kept, incremental + full syncs
-    EVENT_PULL = "event-pull"   # polling for events of an app without webhooks: incremental only
+    SYNC = "sync"  # a data source: records kept, incremental + full syncs
+    EVENT_PULL = "event-pull"  # polling for events of an app without webhooks: incremental only
 
 
 class DataSourceState(StrEnum):
@@ -75,26 +75,55 @@ class DataSource:
     @classmethod
     def from_document(cls, d: dict[str, Any]) -> DataSource:
         return cls(
-            d["_id"], d["workspaceId"], d["customerId"], d["connectionId"], d["collection"],
-            DataSourceKind(d.get("kind", DataSourceKind.SYNC.value)), int(d["pullUpdatesIntervalSeconds"]),
-            d.get("fullSyncIntervalSeconds"), int(d.get("pageSize") or DEFAULT_PAGE_SIZE_RECORDS),
-            DataSourceState(d.get("state", DataSourceState.IDLE.value)), d["createdAt"], d["updatedAt"],
-            d.get("activeJobId"), int(d.get("generation", 0)), d.get("highWaterMark"), d.get("currentSync"),
-            d.get("lastSync"), d.get("lastError"), d.get("lastSyncAt"), d.get("lastFullSyncAt"),
-            d.get("nextIncrementalAt"), d.get("nextFullAt"), d.get("baselineAt"),
+            d["_id"],
+            d["workspaceId"],
+            d["customerId"],
+            d["connectionId"],
+            d["collection"],
+            DataSourceKind(d.get("kind", DataSourceKind.SYNC.value)),
+            int(d["pullUpdatesIntervalSeconds"]),
+            d.get("fullSyncIntervalSeconds"),
+            int(d.get("pageSize") or DEFAULT_PAGE_SIZE_RECORDS),
+            DataSourceState(d.get("state", DataSourceState.IDLE.value)),
+            d["createdAt"],
+            d["updatedAt"],
+            d.get("activeJobId"),
+            int(d.get("generation", 0)),
+            d.get("highWaterMark"),
+            d.get("currentSync"),
+            d.get("lastSync"),
+            d.get("lastError"),
+            d.get("lastSyncAt"),
+            d.get("lastFullSyncAt"),
+            d.get("nextIncrementalAt"),
+            d.get("nextFullAt"),
+            d.get("baselineAt"),
         )
 
     def to_document(self) -> dict[str, Any]:
         return {
-            "_id": self.id, "workspaceId": self.workspace_id, "customerId": self.customer_id,
-            "connectionId": self.connection_id, "collection": self.collection, "kind": self.kind.value,
+            "_id": self.id,
+            "workspaceId": self.workspace_id,
+            "customerId": self.customer_id,
+            "connectionId": self.connection_id,
+            "collection": self.collection,
+            "kind": self.kind.value,
             "pullUpdatesIntervalSeconds": self.pull_updates_interval_seconds,
-            "fullSyncIntervalSeconds": self.full_sync_interval_seconds, "pageSize": self.page_size,
-            "state": self.state.value, "createdAt": self.created_at, "updatedAt": self.updated_at,
-            "activeJobId": self.active_job_id, "generation": self.generation, "highWaterMark": self.high_water_mark,
-            "currentSync": self.current_sync, "lastSync": self.last_sync, "lastError": self.last_error,
-            "lastSyncAt": self.last_sync_at, "lastFullSyncAt": self.last_full_sync_at,
-            "nextIncrementalAt": self.next_incremental_at, "nextFullAt": self.next_full_at,
+            "fullSyncIntervalSeconds": self.full_sync_interval_seconds,
+            "pageSize": self.page_size,
+            "state": self.state.value,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "activeJobId": self.active_job_id,
+            "generation": self.generation,
+            "highWaterMark": self.high_water_mark,
+            "currentSync": self.current_sync,
+            "lastSync": self.last_sync,
+            "lastError": self.last_error,
+            "lastSyncAt": self.last_sync_at,
+            "lastFullSyncAt": self.last_full_sync_at,
+            "nextIncrementalAt": self.next_incremental_at,
+            "nextFullAt": self.next_full_at,
             "baselineAt": self.baseline_at,
         }
 
@@ -105,18 +134,30 @@ class DataSource:
     def to_public(self) -> dict[str, Any]:
         progress = self.current_sync or self.last_sync or {}
         return {
-            "id": self.id, "kind": self.kind.value, "connectionId": self.connection_id,
-            "collection": self.collection, "customerId": self.customer_id,
+            "id": self.id,
+            "kind": self.kind.value,
+            "connectionId": self.connection_id,
+            "collection": self.collection,
+            "customerId": self.customer_id,
             "pullUpdatesIntervalSeconds": self.pull_updates_interval_seconds,
-            "fullSyncIntervalSeconds": self.full_sync_interval_seconds, "pageSize": self.page_size,
-            "state": self.state.value, "activeJobId": self.active_job_id,
-            "recordsSeen": int(progress.get("recordsSeen", 0)), "pages": int(progress.get("pages", 0)),
-            "lastCursor": progress.get("cursor"), "lastError": self.last_error,
-            "currentSync": _public_sync(self.current_sync), "lastSync": _public_sync(self.last_sync),
-            "highWaterMark": self.high_water_mark, "generation": self.generation,
-            "lastSyncAt": iso(self.last_sync_at), "lastFullSyncAt": iso(self.last_full_sync_at),
-            "nextIncrementalAt": iso(self.next_incremental_at), "nextFullAt": iso(self.next_full_at),
-            "createdAt": iso(self.created_at), "updatedAt": iso(self.updated_at),
+            "fullSyncIntervalSeconds": self.full_sync_interval_seconds,
+            "pageSize": self.page_size,
+            "state": self.state.value,
+            "activeJobId": self.active_job_id,
+            "recordsSeen": int(progress.get("recordsSeen", 0)),
+            "pages": int(progress.get("pages", 0)),
+            "lastCursor": progress.get("cursor"),
+            "lastError": self.last_error,
+            "currentSync": _public_sync(self.current_sync),
+            "lastSync": _public_sync(self.last_sync),
+            "highWaterMark": self.high_water_mark,
+            "generation": self.generation,
+            "lastSyncAt": iso(self.last_sync_at),
+            "lastFullSyncAt": iso(self.last_full_sync_at),
+            "nextIncrementalAt": iso(self.next_incremental_at),
+            "nextFullAt": iso(self.next_full_at),
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
         }
 
 

@@ -59,7 +59,7 @@ def _connection_for(services: Services, principal: Principal, connection_id: Any
         raise ValidationFailed("connectionId is required", field="connectionId")
     customer = principal.customer_id if principal.role is Role.CUSTOMER else None
     try:
-        return connections.get_connection(services, principal.workspace_id, connection_id, customer)
+        return connections.get_connection(services, principal.workspace, connection_id, customer)
     except NotFound:
         raise ValidationFailed(f"no connection {connection_id!r}", field="connectionId") from None
 
@@ -78,36 +78,79 @@ def create_data_source(services: Services, principal: Principal, data: dict[str,
     collection = data.get("collection")
     if not isinstance(collection, str) or not collection:
         raise ValidationFailed("collection is required", field="collection")
-    pull = _int_field(data, "pullUpdatesIntervalSeconds", DEFAULT_PULL_UPDATES_INTERVAL_SECONDS,
-                      MIN_PULL_UPDATES_INTERVAL_SECONDS, MAX_PULL_UPDATES_INTERVAL_SECONDS)
-    full = _int_field(data, "fullSyncIntervalSeconds",
-                      DEFAULT_FULL_SYNC_INTERVAL_SECONDS if kind is DataSourceKind.SYNC else None,
-                      MIN_FULL_SYNC_INTERVAL_SECONDS, MAX_FULL_SYNC_INTERVAL_SECONDS)
+    pull = _int_field(
+        data,
+        "pullUpdatesIntervalSeconds",
+        DEFAULT_PULL_UPDATES_INTERVAL_SECONDS,
+        MIN_PULL_UPDATES_INTERVAL_SECONDS,
+        MAX_PULL_UPDATES_INTERVAL_SECONDS,
+    )
+    full = _int_field(
+        data,
+        "fullSyncIntervalSeconds",
+        DEFAULT_FULL_SYNC_INTERVAL_SECONDS if kind is DataSourceKind.SYNC else None,
+        MIN_FULL_SYNC_INTERVAL_SECONDS,
+        MAX_FULL_SYNC_INTERVAL_SECONDS,
+    )
     if kind is DataSourceKind.EVENT_PULL and full is not None:
         raise ValidationFailed("an event pull has no full sync", field="fullSyncIntervalSeconds")
     if full is not None and pull is not None and full < pull:
-        raise ValidationFailed("fullSyncIntervalSeconds must not be shorter than pullUpdatesIntervalSeconds",
-                               field="fullSyncIntervalSeconds")
+        raise ValidationFailed(
+            "fullSyncIntervalSeconds must not be shorter than pullUpdatesIntervalSeconds",
+            field="fullSyncIntervalSeconds",
+        )
     page_size = _int_field(data, "pageSize", DEFAULT_PAGE_SIZE_RECORDS, 1, MAX_PAGE_SIZE_RECORDS)
     spec = connections.bind(services, connection).spec
     if collection not in spec.data:
         known = ", ".join(sorted(spec.data)) or "none"
-        raise ValidationFailed(f"connector {spec.key} has no data collection {collection!r} (it has: {known})",
-                               field="collection")
+        raise ValidationFailed(
+            f"connector {spec.key} has no data collection {collection!r} (it has: {known})",
+            field="collection",
+        )
     if sources_store.find_for_connection(services.db, connection.id, collection, kind.value) is not None:
-        raise Conflict(f"connection {connection.id} already has a {kind.value} data source for {collection!r}",
-                       field="collection")
-    return _insert(services, connection.workspace_id, connection.customer_id, connection.id, collection, kind,
-                   int(pull or DEFAULT_PULL_UPDATES_INTERVAL_SECONDS), full, int(page_size or DEFAULT_PAGE_SIZE_RECORDS))
+        raise Conflict(
+            f"connection {connection.id} already has a {kind.value} data source for {collection!r}",
+            field="collection",
+        )
+    return _insert(
+        services,
+        connection.workspace_id,
+        connection.customer_id,
+        connection.id,
+        collection,
+        kind,
+        int(pull or DEFAULT_PULL_UPDATES_INTERVAL_SECONDS),
+        full,
+        int(page_size or DEFAULT_PAGE_SIZE_RECORDS),
+    )
 
 
-def _insert(services: Services, workspace_id: str, customer_id: str, connection_id: str, collection: str,
-            kind: DataSourceKind, pull: int, full: int | None, page_size: int) -> DataSource:
+def _insert(
+    services: Services,
+    workspace_id: str,
+    customer_id: str,
+    connection_id: str,
+    collection: str,
+    kind: DataSourceKind,
+    pull: int,
+    full: int | None,
+    page_size: int,
+) -> DataSource:
     timestamp = now()
     event_pull = kind is DataSourceKind.EVENT_PULL
     source = DataSource(
-        new_id("dsrc"), workspace_id, customer_id, connection_id, collection, kind, pull, full, page_size,
-        DataSourceState.IDLE, timestamp, timestamp,
+        new_id("dsrc"),
+        workspace_id,
+        customer_id,
+        connection_id,
+        collection,
+        kind,
+        pull,
+        full,
+        page_size,
+        DataSourceState.IDLE,
+        timestamp,
+        timestamp,
         # A data source starts with a full sync; an event pull with an incremental from now on.
         next_incremental_at=timestamp if event_pull else timestamp + timedelta(seconds=pull),
         next_full_at=None if event_pull else timestamp,
@@ -117,23 +160,43 @@ def _insert(services: Services, workspace_id: str, customer_id: str, connection_
     return source
 
 
-def ensure_event_pull(services: Services, *, workspace_id: str, customer_id: str, connection_id: str,
-                      collection: str, interval_seconds: int = DEFAULT_PULL_UPDATES_INTERVAL_SECONDS) -> DataSource:
+def ensure_event_pull(
+    services: Services,
+    *,
+    workspace_id: str,
+    customer_id: str,
+    connection_id: str,
+    collection: str,
+    interval_seconds: int = DEFAULT_PULL_UPDATES_INTERVAL_SECONDS,
+) -> DataSource:
     """The event pull of a connection's collection (created if missing): polls for changes from now on.
 
     For the flows: a data-record trigger on a collection whose events are `pull-latest-records`."""
-    existing = sources_store.find_for_connection(services.db, connection_id, collection,
-                                                 DataSourceKind.EVENT_PULL.value)
+    existing = sources_store.find_for_connection(
+        services.db, connection_id, collection, DataSourceKind.EVENT_PULL.value
+    )
     if existing is not None:
         return DataSource.from_document(existing)
-    interval = max(MIN_PULL_UPDATES_INTERVAL_SECONDS, min(interval_seconds, MAX_PULL_UPDATES_INTERVAL_SECONDS))
-    return _insert(services, workspace_id, customer_id, connection_id, collection, DataSourceKind.EVENT_PULL,
-                   interval, None, DEFAULT_PAGE_SIZE_RECORDS)
+    interval = max(
+        MIN_PULL_UPDATES_INTERVAL_SECONDS, min(interval_seconds, MAX_PULL_UPDATES_INTERVAL_SECONDS)
+    )
+    return _insert(
+        services,
+        workspace_id,
+        customer_id,
+        connection_id,
+        collection,
+        DataSourceKind.EVENT_PULL,
+        interval,
+        None,
+        DEFAULT_PAGE_SIZE_RECORDS,
+    )
 
 
 def remove_event_pull(services: Services, connection_id: str, collection: str) -> bool:
-    existing = sources_store.find_for_connection(services.db, connection_id, collection,
-                                                 DataSourceKind.EVENT_PULL.value)
+    existing = sources_store.find_for_connection(
+        services.db, connection_id, collection, DataSourceKind.EVENT_PULL.value
+    )
     if existing is None:
         return False
     _delete(services, DataSource.from_document(existing))
@@ -143,16 +206,20 @@ def remove_event_pull(services: Services, connection_id: str, collection: str) -
 def get_data_source(services: Services, principal: Principal, data_source_id: str) -> DataSource:
     """A data source the principal may see (its workspace's; a customer's own), else 404."""
     document = sources_store.find_by_id(services.db, data_source_id)
-    if document is None or document["workspaceId"] != principal.workspace_id or (
-            principal.role is Role.CUSTOMER and document["customerId"] != principal.customer_id):
+    if (
+        document is None
+        or document["workspaceId"] != principal.workspace_id
+        or (principal.role is Role.CUSTOMER and document["customerId"] != principal.customer_id)
+    ):
         raise NotFound(f"no data source {data_source_id!r}")
     return DataSource.from_document(document)
 
 
 def list_data_sources(services: Services, principal: Principal, *, cursor: str | None, limit: int) -> Page:
     customer = principal.customer_id if principal.role is Role.CUSTOMER else None
-    documents = sources_store.list_page(services.db, principal.workspace_id, customer_id=customer,
-                                        after_id=cursor, limit=limit + 1)
+    documents = sources_store.list_page(
+        services.db, principal.workspace, customer_id=customer, after_id=cursor, limit=limit + 1
+    )
     return page_of(documents, limit, DataSource.from_document)
 
 
@@ -180,21 +247,38 @@ def _delete(services: Services, source: DataSource) -> None:
     records_store.delete_for_source(services.db, source.id)
 
 
-def _enqueue(services: Services, source: DataSource, mode: SyncMode, launched_by: str,
-             schedule: dict[str, Any], only_if: dict[str, Any] | None = None) -> str | None:
+def _enqueue(
+    services: Services,
+    source: DataSource,
+    mode: SyncMode,
+    launched_by: str,
+    schedule: dict[str, Any],
+    only_if: dict[str, Any] | None = None,
+) -> str | None:
     """Claim the data source and queue its sync job; None when another sync holds it."""
     job_id = new_id("job")
-    fields = {"state": DataSourceState.QUEUED.value, "queuedMode": mode.value, "claimedAt": now(),
-              "updatedAt": now(), **schedule}
+    fields = {
+        "state": DataSourceState.QUEUED.value,
+        "queuedMode": mode.value,
+        "claimedAt": now(),
+        "updatedAt": now(),
+        **schedule,
+    }
     if not sources_store.claim(services.db, source.id, job_id, fields, only_if=only_if):
         return None
     try:
         from engine.jobs.service import enqueue_job
 
-        enqueue_job(services, kind=source.job_kind, workspace_id=source.workspace_id,
-                    customer_id=source.customer_id, connection_id=source.connection_id,
-                    payload={"dataSourceId": source.id, "mode": mode.value}, launched_by=launched_by,
-                    job_id=job_id)
+        enqueue_job(
+            services,
+            kind=source.job_kind,
+            workspace_id=source.workspace_id,
+            customer_id=source.customer_id,
+            connection_id=source.connection_id,
+            payload={"dataSourceId": source.id, "mode": mode.value},
+            launched_by=launched_by,
+            job_id=job_id,
+        )
     except BaseException as error:
         sources_store.release(services.db, source.id, job_id, {"state": DataSourceState.IDLE.value})
         if isinstance(error, ImportError):
@@ -208,14 +292,18 @@ def request_sync(services: Services, principal: Principal, data_source_id: str, 
     source = get_data_source(services, principal, data_source_id)
     mode = SyncMode.FULL if full and source.kind is DataSourceKind.SYNC else SyncMode.INCREMENTAL
     timestamp = now()
-    schedule: dict[str, Any] = {"nextIncrementalAt": timestamp + timedelta(seconds=source.pull_updates_interval_seconds)}
+    schedule: dict[str, Any] = {
+        "nextIncrementalAt": timestamp + timedelta(seconds=source.pull_updates_interval_seconds)
+    }
     if mode is SyncMode.FULL and source.full_sync_interval_seconds:
         schedule["nextFullAt"] = timestamp + timedelta(seconds=source.full_sync_interval_seconds)
     job_id = _enqueue(services, source, mode, principal.subject or principal.role.value, schedule)
     if job_id is None:
         current = sources_store.find_by_id(services.db, source.id) or {}
-        raise Conflict(f"a sync of this data source is already queued or running (job {current.get('activeJobId')})",
-                       activeJobId=current.get("activeJobId"))
+        raise Conflict(
+            f"a sync of this data source is already queued or running (job {current.get('activeJobId')})",
+            activeJobId=current.get("activeJobId"),
+        )
     return job_id
 
 
@@ -230,12 +318,14 @@ def enqueue_due(services: Services, current: datetime) -> list[str]:
             seen.add(document["_id"])
             source = DataSource.from_document(document)
             schedule: dict[str, Any] = {
-                "nextIncrementalAt": current + timedelta(seconds=source.pull_updates_interval_seconds)}
+                "nextIncrementalAt": current + timedelta(seconds=source.pull_updates_interval_seconds)
+            }
             if mode is SyncMode.FULL and source.full_sync_interval_seconds:
                 schedule["nextFullAt"] = current + timedelta(seconds=source.full_sync_interval_seconds)
             try:
-                job_id = _enqueue(services, source, mode, "orchestrator", schedule,
-                                  only_if={field: document[field]})
+                job_id = _enqueue(
+                    services, source, mode, "orchestrator", schedule, only_if={field: document[field]}
+                )
             except Exception:  # noqa: BLE001 - e.g. queue full: stays due, tried next tick
                 log.exception("could not queue the %s sync of data source %s", mode.value, source.id)
                 continue
@@ -265,11 +355,21 @@ def release_stale_claims(services: Services, current: datetime) -> list[str]:
                 message = "the sync job was lost"
             elif job.finished:
                 message = f"the sync job ended {job.state.value}" + (
-                    f": {job.error.get('message')}" if job.error else "")
+                    f": {job.error.get('message')}" if job.error else ""
+                )
             else:
                 continue
-            if sources_store.release(services.db, document["_id"], job_id, {
-                    "state": DataSourceState.FAILED.value if job is None or job.state.value == "failed"
-                    else DataSourceState.IDLE.value, "lastError": message, "updatedAt": now()}):
+            if sources_store.release(
+                services.db,
+                document["_id"],
+                job_id,
+                {
+                    "state": DataSourceState.FAILED.value
+                    if job is None or job.state.value == "failed"
+                    else DataSourceState.IDLE.value,
+                    "lastError": message,
+                    "updatedAt": now(),
+                },
+            ):
                 released.append(document["_id"])
     return released

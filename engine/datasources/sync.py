@@ -82,10 +82,25 @@ def _new_run(source: DataSource, mode: SyncMode, job_id: str) -> dict[str, Any]:
     else:
         since = source.high_water_mark if mode is SyncMode.INCREMENTAL else None
     generation = source.generation + 1 if mode is SyncMode.FULL else source.generation
-    return {"mode": mode.value, "jobId": job_id, "phase": "listing", "since": since, "cursor": None,
-            "generation": generation, "pages": 0, "recordsSeen": 0, "created": 0, "updated": 0, "unchanged": 0,
-            "deleted": 0, "rateLimited": 0, "unavailable": 0, "resumes": 0, "maxUpdatedAt": source.high_water_mark,
-            "startedAt": now()}
+    return {
+        "mode": mode.value,
+        "jobId": job_id,
+        "phase": "listing",
+        "since": since,
+        "cursor": None,
+        "generation": generation,
+        "pages": 0,
+        "recordsSeen": 0,
+        "created": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "deleted": 0,
+        "rateLimited": 0,
+        "unavailable": 0,
+        "resumes": 0,
+        "maxUpdatedAt": source.high_water_mark,
+        "startedAt": now(),
+    }
 
 
 def _later(a: str | None, b: Any) -> str | None:
@@ -128,8 +143,9 @@ class _Syncer:
     # --- progress -----------------------------------------------------------------------------
 
     def save(self, **extra: Any) -> None:
-        if not sources_store.update(self.services.db, self.source.id, {"currentSync": self.run.doc,
-                                                                       "updatedAt": now(), **extra}):
+        if not sources_store.update(
+            self.services.db, self.source.id, {"currentSync": self.run.doc, "updatedAt": now(), **extra}
+        ):
             raise _Gone()
 
     # --- one page -----------------------------------------------------------------------------
@@ -157,21 +173,49 @@ class _Syncer:
             if record.get("deleted") is True:  # a tombstone (apps that list deletions)
                 if old is not None:
                     deletions.append(rid)
-                    events.append(record_events.build_event(self.doc, external_id, "deleted", record,
-                                                            old.get("hash", ""), run["jobId"], wanted))
+                    events.append(
+                        record_events.build_event(
+                            self.doc,
+                            external_id,
+                            "deleted",
+                            record,
+                            old.get("hash", ""),
+                            run["jobId"],
+                            wanted,
+                        )
+                    )
                 continue
             digest = record_events.record_hash(record)
-            document = {"_id": rid, "dataSourceId": source.id, "externalId": external_id, "record": record,
-                        "hash": digest, "generation": generation, "updatedAt": record.get(updated_field),
-                        "syncedAt": timestamp}
+            document = {
+                "_id": rid,
+                "dataSourceId": source.id,
+                "externalId": external_id,
+                "record": record,
+                "hash": digest,
+                "generation": generation,
+                "updatedAt": record.get(updated_field),
+                "syncedAt": timestamp,
+            }
             if old is None:
                 inserts.append(document)
-                events.append(record_events.build_event(self.doc, external_id, self._change_of_new(record),
-                                                        record, digest, run["jobId"], wanted))
+                events.append(
+                    record_events.build_event(
+                        self.doc,
+                        external_id,
+                        self._change_of_new(record),
+                        record,
+                        digest,
+                        run["jobId"],
+                        wanted,
+                    )
+                )
             elif old.get("hash") != digest:
                 replaces.append(document)
-                events.append(record_events.build_event(self.doc, external_id, "updated", record, digest,
-                                                        run["jobId"], wanted))
+                events.append(
+                    record_events.build_event(
+                        self.doc, external_id, "updated", record, digest, run["jobId"], wanted
+                    )
+                )
             else:
                 run.add("unchanged", 1)
                 if old.get("generation") != generation:
@@ -216,8 +260,18 @@ class _Syncer:
             if not stale:
                 return True
             wanted = record_events.subscribed_changes(self.services, self.doc)
-            events = [record_events.build_event(self.doc, d["externalId"], "deleted", d.get("record"),
-                                                d.get("hash", ""), run["jobId"], wanted) for d in stale]
+            events = [
+                record_events.build_event(
+                    self.doc,
+                    d["externalId"],
+                    "deleted",
+                    d.get("record"),
+                    d.get("hash", ""),
+                    run["jobId"],
+                    wanted,
+                )
+                for d in stale
+            ]
             new_events = record_events.record_events(self.services, events)
             records_store.delete_ids(db, [d["_id"] for d in stale])
             record_events.hand_over(self.services, new_events)
@@ -227,13 +281,24 @@ class _Syncer:
 
 def claim_sync(services: Services, data_source_id: str, job_id: str, mode: SyncMode) -> bool:
     """Take the data source's one-sync claim for job_id (state queued); False when another job has it."""
-    return sources_store.claim(services.db, data_source_id, job_id,
-                               {"state": DataSourceState.QUEUED.value, "queuedMode": mode.value, "updatedAt": now()})
+    return sources_store.claim(
+        services.db,
+        data_source_id,
+        job_id,
+        {"state": DataSourceState.QUEUED.value, "queuedMode": mode.value, "updatedAt": now()},
+    )
 
 
-def run_sync(services: Services, data_source_id: str, *, job_id: str, mode: SyncMode | str | None,
-             ctx: SyncContext, sleep: Callable[[float], None] = time.sleep,
-             session: requests.Session | None = None) -> dict[str, Any]:
+def run_sync(
+    services: Services,
+    data_source_id: str,
+    *,
+    job_id: str,
+    mode: SyncMode | str | None,
+    ctx: SyncContext,
+    sleep: Callable[[float], None] = time.sleep,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
     """Run (or resume) one sync of a data source as job `job_id`; returns its summary.
 
     Returns {"status": "completed" | "stopped" | "skipped" | "gone", ...counts}. Raises SyncFailed
@@ -264,8 +329,10 @@ def run_sync(services: Services, data_source_id: str, *, job_id: str, mode: Sync
     try:
         syncer.save(state=DataSourceState.SYNCING.value, lastError=None)
         record_events.hand_over_pending(services, data_source_id)
-        ctx.log(f"{'resuming' if run.resumed else 'starting'} {run['mode']} sync of {source.collection} "
-                f"at page {run['pages']}")
+        ctx.log(
+            f"{'resuming' if run.resumed else 'starting'} {run['mode']} sync of {source.collection} "
+            f"at page {run['pages']}"
+        )
         outcome = _list_and_store(services, syncer, ctx, sleep, session)
         if outcome == "stopped":
             syncer.save()
@@ -281,13 +348,20 @@ def run_sync(services: Services, data_source_id: str, *, job_id: str, mode: Sync
         records_store.delete_for_source(db, data_source_id)  # deleted mid-sync: drop what this sync wrote
         return {"status": "gone"}
     if outcome == "stopped":
-        sources_store.release(db, source.id, job_id, {"state": DataSourceState.IDLE.value, "updatedAt": now()})
+        sources_store.release(
+            db, source.id, job_id, {"state": DataSourceState.IDLE.value, "updatedAt": now()}
+        )
         return {"status": "stopped", **_counts(run.doc)}
     return _finish_completed(services, source, job_id, run)
 
 
-def _list_and_store(services: Services, syncer: _Syncer, ctx: SyncContext, sleep: Callable[[float], None],
-                    session: requests.Session | None) -> str:
+def _list_and_store(
+    services: Services,
+    syncer: _Syncer,
+    ctx: SyncContext,
+    sleep: Callable[[float], None],
+    session: requests.Session | None,
+) -> str:
     from engine.domain import connections
 
     run, source = syncer.run, syncer.source
@@ -307,11 +381,18 @@ def _list_and_store(services: Services, syncer: _Syncer, ctx: SyncContext, sleep
     try:
         while run.doc.get("phase") == "listing":
             try:
-                for page in list_records(bound.spec, source.collection, bound.credentials, since=run["since"],
-                                         cursor=run["cursor"], session=session, page_size=source.page_size,
-                                         parameters=bound.parameters, timeout_seconds=APP_TIMEOUT_SECONDS,
-                                         on_credentials_refreshed=lambda new: connections.persist_refreshed(
-                                             services, bound, new)):
+                for page in list_records(
+                    bound.spec,
+                    source.collection,
+                    bound.credentials,
+                    since=run["since"],
+                    cursor=run["cursor"],
+                    session=session,
+                    page_size=source.page_size,
+                    parameters=bound.parameters,
+                    timeout_seconds=APP_TIMEOUT_SECONDS,
+                    on_credentials_refreshed=lambda new: connections.persist_refreshed(services, bound, new),
+                ):
                     syncer.process_page(page.records, id_field, updated_field)
                     run.doc["cursor"] = page.next_cursor
                     if page.next_cursor is None:
@@ -325,7 +406,10 @@ def _list_and_store(services: Services, syncer: _Syncer, ctx: SyncContext, sleep
             except AppRateLimited as error:
                 rate_limited += 1
                 run.add("rateLimited", 1)
-                if rate_limited > MAX_CONSECUTIVE_RATE_LIMITS or error.retry_after_seconds > MAX_RETRY_AFTER_WAIT_SECONDS:
+                if (
+                    rate_limited > MAX_CONSECUTIVE_RATE_LIMITS
+                    or error.retry_after_seconds > MAX_RETRY_AFTER_WAIT_SECONDS
+                ):
                     syncer.save()
                     raise
                 ctx.log(f"the app answered 429: waiting {error.retry_after_seconds:g} s")
@@ -358,27 +442,54 @@ def _list_and_store(services: Services, syncer: _Syncer, ctx: SyncContext, sleep
 
 
 def _counts(run: dict[str, Any]) -> dict[str, Any]:
-    keys = ("mode", "pages", "recordsSeen", "created", "updated", "unchanged", "deleted", "rateLimited",
-            "unavailable", "resumes", "cursor")
+    keys = (
+        "mode",
+        "pages",
+        "recordsSeen",
+        "created",
+        "updated",
+        "unchanged",
+        "deleted",
+        "rateLimited",
+        "unavailable",
+        "resumes",
+        "cursor",
+    )
     return {k: run.get(k) for k in keys}
 
 
 def _finish_completed(services: Services, source: DataSource, job_id: str, run: _Run) -> dict[str, Any]:
     finished = now()
     last = {**run.doc, "status": "completed", "finishedAt": finished}
-    fields: dict[str, Any] = {"lastSync": last, "lastSyncAt": finished, "lastError": None,
-                              "highWaterMark": run.doc.get("maxUpdatedAt"), "state": DataSourceState.IDLE.value,
-                              "activeJobId": None, "updatedAt": finished}
+    fields: dict[str, Any] = {
+        "lastSync": last,
+        "lastSyncAt": finished,
+        "lastError": None,
+        "highWaterMark": run.doc.get("maxUpdatedAt"),
+        "state": DataSourceState.IDLE.value,
+        "activeJobId": None,
+        "updatedAt": finished,
+    }
     if run["mode"] == SyncMode.FULL.value:
         fields.update(generation=int(run["generation"]), lastFullSyncAt=finished)
-    sources_store.update(services.db, source.id, fields, unset=["currentSync", "queuedMode"],
-                         only_if={"activeJobId": job_id})
+    sources_store.update(
+        services.db, source.id, fields, unset=["currentSync", "queuedMode"], only_if={"activeJobId": job_id}
+    )
     return {"status": "completed", **_counts(run.doc)}
 
 
 def _finish_failed(services: Services, source: DataSource, job_id: str, message: str, run: _Run) -> None:
     finished = now()
-    sources_store.update(services.db, source.id, {
-        "lastSync": {**run.doc, "status": "failed", "error": message, "finishedAt": finished},
-        "lastError": message, "state": DataSourceState.FAILED.value, "activeJobId": None, "updatedAt": finished,
-    }, unset=["queuedMode"], only_if={"activeJobId": job_id})
+    sources_store.update(
+        services.db,
+        source.id,
+        {
+            "lastSync": {**run.doc, "status": "failed", "error": message, "finishedAt": finished},
+            "lastError": message,
+            "state": DataSourceState.FAILED.value,
+            "activeJobId": None,
+            "updatedAt": finished,
+        },
+        unset=["queuedMode"],
+        only_if={"activeJobId": job_id},
+    )

@@ -33,7 +33,9 @@ class PersistMiddleware:
 
     def __call__(self, environ, start_response):
         method = environ["REQUEST_METHOD"]
-        target = _object_path(self.data_dir, environ.get("PATH_INFO", "")) if method in ("PUT", "DELETE") else None
+        target = (
+            _object_path(self.data_dir, environ.get("PATH_INFO", "")) if method in ("PUT", "DELETE") else None
+        )
         if target is None or environ.get("QUERY_STRING"):
             if method == "PUT" and target is None:
                 bucket = unquote(environ.get("PATH_INFO", "")).strip("/")

@@ -28,8 +28,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, *, timeout_seconds: float = SERVER_START_TIMEOUT_SECONDS,
-                  process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    port: int,
+    *,
+    timeout_seconds: float = SERVER_START_TIMEOUT_SECONDS,
+    process: subprocess.Popen | None = None,
+) -> None:
     """Block until 127.0.0.1:port accepts a connection; raise if the process dies or time runs out."""
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
@@ -98,8 +102,21 @@ def redis_binary() -> str:
 
 def start_redis(port: int, data_dir: Path | None = None, *, log_path: Path | None = None) -> ServerProcess:
     """Redis on 127.0.0.1:port; with data_dir, an append-only file there (data survives restarts)."""
-    command = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--databases", str(REDIS_DATABASES),
-               "--maxmemory-policy", "noeviction", "--protected-mode", "no", "--loglevel", "warning"]
+    command = [
+        redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--databases",
+        str(REDIS_DATABASES),
+        "--maxmemory-policy",
+        "noeviction",
+        "--protected-mode",
+        "no",
+        "--loglevel",
+        "warning",
+    ]
     if data_dir:
         data_dir.mkdir(parents=True, exist_ok=True)
         command += ["--dir", str(data_dir), "--appendonly", "yes", "--save", ""]
@@ -112,13 +129,25 @@ def start_redis(port: int, data_dir: Path | None = None, *, log_path: Path | Non
 
 def start_mongo(port: int, data_dir: Path | None = None, *, log_path: Path | None = None) -> ServerProcess:
     """secantusdb (MongoDB wire protocol) on 127.0.0.1:port; in memory without data_dir."""
-    binary = shutil.which("secantusd-py", path=os.path.dirname(sys.executable)) or shutil.which("secantusd-py")
+    binary = shutil.which("secantusd-py", path=os.path.dirname(sys.executable)) or shutil.which(
+        "secantusd-py"
+    )
     if not binary:
         raise RuntimeError("no secantusd-py: install the 'embedded' extra (secantusdb)")
     storage = str(data_dir) if data_dir else ":memory:"
     if data_dir:
         data_dir.mkdir(parents=True, exist_ok=True)
-    command = [binary, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage, "--log-level", "WARNING"]
+    command = [
+        binary,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        storage,
+        "--log-level",
+        "WARNING",
+    ]
     process = _spawn(command, log_path)
     wait_for_port(port, process=process)
     return ServerProcess("mongodb", port, f"mongodb://127.0.0.1:{port}/", process, command, log_path)

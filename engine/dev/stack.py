@@ -66,7 +66,6 @@ def run_dev_stack(data_dir: str | Path = ".data", procfile: str | Path = PROCFIL
     from honcho.manager import Manager
     from honcho.printer import Printer
 
-
     data = Path(data_dir).resolve()
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -82,8 +81,11 @@ def run_dev_stack(data_dir: str | Path = ".data", procfile: str | Path = PROCFIL
         for name, process in parse_procfile(Path(procfile).read_text()).processes.items():
             manager.add_process(name, process, env={**env, "PORT": str(DEV_PORTS.get(name, 5100))})
         if (Path("demoapp") / "__main__.py").exists():
-            manager.add_process("demoapp", f"python -m demoapp --port {DEV_DEMOAPP_PORT} --state-file {data / 'demoapp.json'}",
-                                env=env)
+            manager.add_process(
+                "demoapp",
+                f"python -m demoapp --port {DEV_DEMOAPP_PORT} --state-file {data / 'demoapp.json'}",
+                env=env,
+            )
         print(_banner(env, servers), flush=True)
         manager.loop()
         return manager.returncode or 0
@@ -99,7 +101,11 @@ def _banner(env: dict[str, str], servers: list[ServerProcess]) -> str:
     lines += [f"  {name:<13} http://localhost:{port}/" for name, port in DEV_PORTS.items()]
     lines += [f"  {'demo app':<13} http://localhost:{DEV_DEMOAPP_PORT}/"]
     lines += [f"  {s.name:<13} {s.uri}" for s in servers]
-    lines += ["  metrics       http://localhost:5000/prometheus", "",
-              "platform-admin token (also: `engine token --admin`):",
-              "  " + mint_platform_admin_token(env["SECRET"]), ""]
+    lines += [
+        "  metrics       http://localhost:5000/prometheus",
+        "",
+        "platform-admin token (also: `engine token --admin`):",
+        "  " + mint_platform_admin_token(env["SECRET"]),
+        "",
+    ]
     return "\n".join(lines)

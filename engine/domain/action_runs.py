@@ -71,30 +71,68 @@ class ActionRun:
 
     @classmethod
     def from_document(cls, d: dict[str, Any]) -> ActionRun:
-        return cls(d["_id"], d["workspaceId"], d.get("customerId"), d["actionKey"], d.get("connectionId"),
-                   RunState(d["state"]), d["createdAt"], d.get("output"), d.get("error"), d.get("durationMs"),
-                   d.get("request"), d.get("response"), d.get("logs", ""), d.get("finishedAt"), d.get("attempts", 0))
+        return cls(
+            d["_id"],
+            d["workspaceId"],
+            d.get("customerId"),
+            d["actionKey"],
+            d.get("connectionId"),
+            RunState(d["state"]),
+            d["createdAt"],
+            d.get("output"),
+            d.get("error"),
+            d.get("durationMs"),
+            d.get("request"),
+            d.get("response"),
+            d.get("logs", ""),
+            d.get("finishedAt"),
+            d.get("attempts", 0),
+        )
 
     def to_signal(self) -> dict[str, Any]:
-        document = {"_id": self.id, "workspaceId": self.workspace_id, "customerId": self.customer_id,
-                    "actionKey": self.action_key, "connectionId": self.connection_id, "state": self.state.value,
-                    "createdAt": self.created_at.isoformat(), "output": self.output, "error": self.error,
-                    "durationMs": self.duration_ms, "request": self.request, "response": self.response,
-                    "logs": self.logs, "finishedAt": self.finished_at.isoformat() if self.finished_at else None,
-                    "attempts": self.attempts}
+        document = {
+            "_id": self.id,
+            "workspaceId": self.workspace_id,
+            "customerId": self.customer_id,
+            "actionKey": self.action_key,
+            "connectionId": self.connection_id,
+            "state": self.state.value,
+            "createdAt": self.created_at.isoformat(),
+            "output": self.output,
+            "error": self.error,
+            "durationMs": self.duration_ms,
+            "request": self.request,
+            "response": self.response,
+            "logs": self.logs,
+            "finishedAt": self.finished_at.isoformat() if self.finished_at else None,
+            "attempts": self.attempts,
+        }
         return document
 
     @classmethod
     def from_signal(cls, d: dict[str, Any]) -> ActionRun:
         parse = datetime.fromisoformat
-        return cls.from_document({**d, "createdAt": parse(d["createdAt"]),
-                                  "finishedAt": parse(d["finishedAt"]) if d.get("finishedAt") else None})
+        return cls.from_document(
+            {
+                **d,
+                "createdAt": parse(d["createdAt"]),
+                "finishedAt": parse(d["finishedAt"]) if d.get("finishedAt") else None,
+            }
+        )
 
     def to_public(self) -> dict[str, Any]:
-        document = {"id": self.id, "actionKey": self.action_key, "connectionId": self.connection_id,
-                    "state": self.state.value, "createdAt": iso(self.created_at),
-                    "finishedAt": iso(self.finished_at), "durationMs": self.duration_ms,
-                    "request": self.request, "response": self.response, "logs": self.logs}
+        document = {
+            "id": self.id,
+            "actionKey": self.action_key,
+            "connectionId": self.connection_id,
+            "state": self.state.value,
+            "createdAt": iso(self.created_at),
+            "finishedAt": iso(self.finished_at),
+            "durationMs": self.duration_ms,
+            "request": self.request,
+            "response": self.response,
+            "logs": self.logs,
+        }
         if self.state is RunState.COMPLETED:
             document["output"] = self.output
         if self.error:
@@ -114,8 +152,9 @@ cached: the worker re-reads the connection (state, credentials) before calling t
 _connection_cache: dict[tuple[str, str, str, str], tuple[float, dict[str, Any]]] = {}
 
 
-def _customer_connection(services: Services, workspace_id: str, customer_id: str,
-                         integration_id: str) -> dict[str, Any] | None:
+def _customer_connection(
+    services: Services, workspace_id: str, customer_id: str, integration_id: str
+) -> dict[str, Any] | None:
     key = (services.db.name, workspace_id, customer_id, integration_id)
     hit = _connection_cache.get(key)
     if hit and hit[0] > time.monotonic():
@@ -128,52 +167,79 @@ def _customer_connection(services: Services, workspace_id: str, customer_id: str
     return document
 
 
-def _resolve_connection(services: Services, principal: Principal, action: Action,
-                        connection_id: str | None) -> connection_service.Connection | None:
+def _resolve_connection(
+    services: Services, principal: Principal, action: Action, connection_id: str | None
+) -> connection_service.Connection | None:
     if principal.role is Role.CUSTOMER:
+        assert principal.customer_id is not None, (
+            "authenticate() sets customer_id on every customer principal"
+        )
         if connection_id:
-            return connection_service.get_connection(services, principal.workspace_id, connection_id,
-                                                     principal.customer_id)
-        document = _customer_connection(services, principal.workspace_id, principal.customer_id,
-                                        action.integration_id)
+            return connection_service.get_connection(
+                services, principal.workspace, connection_id, principal.customer_id
+            )
+        document = _customer_connection(
+            services, principal.workspace, principal.customer_id, action.integration_id
+        )
         if document is None:
             if action.operation["type"] == action_service.ActionOperationType.TRANSFORM:
                 return None
             raise NotFound(f"you have no connection to integration {action.integration_key!r}: connect first")
         return connection_service.Connection.from_document(document)
     if connection_id:
-        return connection_service.get_connection(services, principal.workspace_id, connection_id)
+        return connection_service.get_connection(services, principal.workspace, connection_id)
     if action.operation["type"] == action_service.ActionOperationType.TRANSFORM:
         return None
-    raise ValidationFailed("a workspace admin must name the connection to run the action for",
-                           field="connectionId")
+    raise ValidationFailed(
+        "a workspace admin must name the connection to run the action for", field="connectionId"
+    )
 
 
-def start_run(services: Services, principal: Principal, action_key: str, input: Any,
-              connection_id: str | None = None) -> ActionRun:
+def start_run(
+    services: Services, principal: Principal, action_key: str, input: Any, connection_id: str | None = None
+) -> ActionRun:
     """Check the input, record the run (queued) and enqueue it. 400/404 before anything is stored."""
-    action = action_service.get_action(services, principal.workspace_id, action_key, cached=True)
+    action = action_service.get_action(services, principal.workspace, action_key, cached=True)
     action_service.validate_input(action, input)
     connection = _resolve_connection(services, principal, action, connection_id)
     if connection is not None and connection.integration_id != action.integration_id:
-        raise BadRequest(f"connection {connection.id} is not a connection to integration {action.integration_key!r}",
-                         field="connectionId")
+        raise BadRequest(
+            f"connection {connection.id} is not a connection to integration {action.integration_key!r}",
+            field="connectionId",
+        )
     if connection is not None and connection.state is connection_service.ConnectionState.DISCONNECTED:
         raise BadRequest(f"connection {connection.id} is disconnected: reconnect first", field="connectionId")
     check_instant_queue_size(services, principal.workspace_id)
-    run = ActionRun(new_id("arun"), principal.workspace_id,
-                    connection.customer_id if connection else principal.customer_id, action.key,
-                    connection.id if connection else None, RunState.QUEUED, now())
-    document = {"_id": run.id, "workspaceId": run.workspace_id, "customerId": run.customer_id,
-                "actionKey": run.action_key, "actionId": action.id, "connectionId": run.connection_id,
-                "state": run.state.value, "createdAt": run.created_at, "input": input, "attempts": 0,
-                # The definition the run was started with: the worker needs no second read.
-                "action": action.to_document()}
+    run = ActionRun(
+        new_id("arun"),
+        principal.workspace,
+        connection.customer_id if connection else principal.customer_id,
+        action.key,
+        connection.id if connection else None,
+        RunState.QUEUED,
+        now(),
+    )
+    document = {
+        "_id": run.id,
+        "workspaceId": run.workspace_id,
+        "customerId": run.customer_id,
+        "actionKey": run.action_key,
+        "actionId": action.id,
+        "connectionId": run.connection_id,
+        "state": run.state.value,
+        "createdAt": run.created_at,
+        "input": input,
+        "attempts": 0,
+        # The definition the run was started with: the worker needs no second read.
+        "action": action.to_document(),
+    }
     run_store.insert(services.db, document)
     # A small run also travels in the message, so the worker's first delivery reads nothing back.
     snapshot = _snapshot(document)
     try:
-        _celery().send_task(RUN_ACTION_TASK, args=[run.id], kwargs={"snapshot": snapshot} if snapshot else None)
+        _celery().send_task(
+            RUN_ACTION_TASK, args=[run.id], kwargs={"snapshot": snapshot} if snapshot else None
+        )
     except Exception as error:  # noqa: BLE001 - the broker is down: the run is failed visibly, not lost
         fail_run(services, run.id, ServiceUnavailable(f"could not enqueue the run: {type(error).__name__}"))
         raise ServiceUnavailable("the task queue is unavailable: retry later") from error
@@ -182,34 +248,46 @@ def start_run(services: Services, principal: Principal, action_key: str, input: 
 
 def _snapshot(document: dict[str, Any]) -> dict[str, Any] | None:
     """The run document as JSON for the message (datetimes as ISO text), or None when too large."""
-    snapshot = {**document, "createdAt": document["createdAt"].isoformat(),
-                "action": {**document["action"], "createdAt": document["action"]["createdAt"].isoformat()}}
+    snapshot = {
+        **document,
+        "createdAt": document["createdAt"].isoformat(),
+        "action": {**document["action"], "createdAt": document["action"]["createdAt"].isoformat()},
+    }
     text = json.dumps(snapshot, default=str)
     return snapshot if len(text) <= MAX_SNAPSHOT_BYTES else None
 
 
 def _from_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
     parse = datetime.fromisoformat
-    return {**snapshot, "createdAt": parse(snapshot["createdAt"]),
-            "action": {**snapshot["action"], "createdAt": parse(snapshot["action"]["createdAt"])}}
+    return {
+        **snapshot,
+        "createdAt": parse(snapshot["createdAt"]),
+        "action": {**snapshot["action"], "createdAt": parse(snapshot["action"]["createdAt"])},
+    }
 
 
 def fail_run(services: Services, run_id: str, error) -> None:
     document = error.to_document()["error"]
     document["status"] = error.status
-    run_store.finish(services.db, run_id, {"state": RunState.FAILED.value, "error": document,
-                                           "finishedAt": now()})
+    run_store.finish(
+        services.db, run_id, {"state": RunState.FAILED.value, "error": document, "finishedAt": now()}
+    )
 
 
 def get_run(services: Services, principal: Principal, run_id: str) -> ActionRun:
     document = run_store.find_by_id(services.db, run_id)
-    if document is None or document["workspaceId"] != principal.workspace_id or (
-            principal.role is Role.CUSTOMER and document.get("customerId") != principal.customer_id):
+    if (
+        document is None
+        or document["workspaceId"] != principal.workspace_id
+        or (principal.role is Role.CUSTOMER and document.get("customerId") != principal.customer_id)
+    ):
         raise NotFound(f"no action run {run_id!r}")
     return ActionRun.from_document(document)
 
 
-def wait_for_run(services: Services, run_id: str, timeout_seconds: float = ACTION_RUN_WAIT_SECONDS) -> ActionRun:
+def wait_for_run(
+    services: Services, run_id: str, timeout_seconds: float = ACTION_RUN_WAIT_SECONDS
+) -> ActionRun:
     """The run once it ended, or as it is when timeout_seconds passed. Listens to the Redis signal
     and re-reads MongoDB at least every second, so a lost signal (Redis erased) costs one second."""
     deadline = time.monotonic() + timeout_seconds
@@ -237,19 +315,39 @@ def wait_for_run(services: Services, run_id: str, timeout_seconds: float = ACTIO
             return run
 
 
-def list_runs(services: Services, principal: Principal, *, action_key: str | None, cursor: str | None,
-              limit: int) -> Page:
+def list_runs(
+    services: Services, principal: Principal, *, action_key: str | None, cursor: str | None, limit: int
+) -> Page:
     customer_id = principal.customer_id if principal.role is Role.CUSTOMER else None
-    return page_of(run_store.list_page(services.db, principal.workspace_id, customer_id=customer_id,
-                                       action_key=action_key, after_id=cursor, limit=limit + 1), limit,
-                   ActionRun.from_document)
+    return page_of(
+        run_store.list_page(
+            services.db,
+            principal.workspace,
+            customer_id=customer_id,
+            action_key=action_key,
+            after_id=cursor,
+            limit=limit + 1,
+        ),
+        limit,
+        ActionRun.from_document,
+    )
 
 
 def _bounded_output(result: ActionResult) -> ActionResult:
     if result.ok and len(json.dumps(result.output, default=str)) > action_service.MAX_OUTPUT_BYTES:
-        return ActionResult(False, None, {"type": "output_too_large", "status": 502,
-                                          "message": f"the output exceeds {action_service.MAX_OUTPUT_BYTES} bytes"},
-                            result.duration_ms, result.request, result.response, result.logs)
+        return ActionResult(
+            False,
+            None,
+            {
+                "type": "output_too_large",
+                "status": 502,
+                "message": f"the output exceeds {action_service.MAX_OUTPUT_BYTES} bytes",
+            },
+            result.duration_ms,
+            result.request,
+            result.response,
+            result.logs,
+        )
     return result
 
 
@@ -265,13 +363,15 @@ def _needs_claim(document: dict[str, Any], redelivered: bool) -> bool:
     return operation.get("type") != action_service.ActionOperationType.TRANSFORM
 
 
-def execute_run(services: Services, run_id: str, *, redelivered: bool = False,
-                snapshot: dict[str, Any] | None = None) -> str | None:
+def execute_run(
+    services: Services, run_id: str, *, redelivered: bool = False, snapshot: dict[str, Any] | None = None
+) -> str | None:
     """Run a queued run (the instant task's body). Returns its final state, or None when there was
     nothing to do (already finished, unknown, or out of attempts).
 
     `snapshot` is the run as the API inserted it; it is trusted only on a first delivery (a
     redelivered message may describe a run that has moved on, so MongoDB is read)."""
+    document: dict[str, Any] | None
     if snapshot is not None and not redelivered and snapshot.get("_id") == run_id:
         document = _from_snapshot(snapshot)
     else:
@@ -279,37 +379,66 @@ def execute_run(services: Services, run_id: str, *, redelivered: bool = False,
     if document is None or document["state"] in (RunState.COMPLETED.value, RunState.FAILED.value):
         return None
     if _needs_claim(document, redelivered):
-        claimed = run_store.claim(services.db, run_id, [RunState.QUEUED.value, RunState.RUNNING.value],
-                                  MAX_RUN_ATTEMPTS, {"state": RunState.RUNNING.value, "startedAt": now()})
+        claimed = run_store.claim(
+            services.db,
+            run_id,
+            [RunState.QUEUED.value, RunState.RUNNING.value],
+            MAX_RUN_ATTEMPTS,
+            {"state": RunState.RUNNING.value, "startedAt": now()},
+        )
         if not claimed:
             if document["state"] == RunState.RUNNING.value:
                 # Redelivered too often (a poison run kills its worker): fail it visibly.
-                fail_run(services, run_id,
-                         ServiceUnavailable(f"the run was interrupted {MAX_RUN_ATTEMPTS} times"))
+                fail_run(
+                    services, run_id, ServiceUnavailable(f"the run was interrupted {MAX_RUN_ATTEMPTS} times")
+                )
                 _signal(services, run_id, RunState.FAILED)
             return None
         document = {**document, "state": RunState.RUNNING.value, "attempts": document.get("attempts", 0) + 1}
     with log_context(workspace=document["workspaceId"], run=run_id):
         try:
-            action = Action.from_document(document["action"]) if document.get("action") else \
-                action_service.get_action(services, document["workspaceId"], document["actionKey"])
-            connection = connection_service.get_connection_by_id(services, document["connectionId"]) \
-                if document.get("connectionId") else None
-            result = _bounded_output(action_service.execute_action(services, action, connection,
-                                                                  document.get("input")))
+            action = (
+                Action.from_document(document["action"])
+                if document.get("action")
+                else action_service.get_action(services, document["workspaceId"], document["actionKey"])
+            )
+            connection = (
+                connection_service.get_connection_by_id(services, document["connectionId"])
+                if document.get("connectionId")
+                else None
+            )
+            result = _bounded_output(
+                action_service.execute_action(services, action, connection, document.get("input"))
+            )
         except NotFound as error:
             result = ActionResult.failure(error, time.perf_counter())
         except Exception:  # noqa: BLE001 - an engine bug must fail the run visibly, not crash silently
             log.exception("action run %s failed unexpectedly", run_id)
-            result = ActionResult(False, None, {"type": "internal_error", "status": 500,
-                                                "message": "the engine failed to run the action"})
+            result = ActionResult(
+                False,
+                None,
+                {"type": "internal_error", "status": 500, "message": "the engine failed to run the action"},
+            )
         state = RunState.COMPLETED if result.ok else RunState.FAILED
-        final = {"state": state.value, "output": result.output if result.ok else None, "error": result.error,
-                 "durationMs": round(result.duration_ms, 1), "request": result.request,
-                 "response": result.response, "logs": result.logs[:20_000], "finishedAt": now()}
+        final = {
+            "state": state.value,
+            "output": result.output if result.ok else None,
+            "error": result.error,
+            "durationMs": round(result.duration_ms, 1),
+            "request": result.request,
+            "response": result.response,
+            "logs": result.logs[:20_000],
+            "finishedAt": now(),
+        }
         run_store.finish(services.db, run_id, final)
-        log.info("action %s run %s: %s in %.1f ms%s", document["actionKey"], run_id, state.value,
-                 result.duration_ms, f" ({result.error.get('type')})" if result.error else "")
+        log.info(
+            "action %s run %s: %s in %.1f ms%s",
+            document["actionKey"],
+            run_id,
+            state.value,
+            result.duration_ms,
+            f" ({result.error.get('type')})" if result.error else "",
+        )
     # The signal carries the finished run (MongoDB has it already), so the API need not read it back.
     finished = ActionRun.from_document({**document, **final})
     _signal(services, run_id, state, finished)
@@ -328,13 +457,13 @@ def _signal(services: Services, run_id: str, state: RunState, run: ActionRun | N
         log.warning("action run %s: could not signal completion (%s)", run_id, type(error).__name__)
 
 
-
 STALE_RUN_SECONDS = 60.0
 """A run queued or running for this long has lost its message (e.g. Redis was erased)."""
 
 
-def requeue_stale_runs(services: Services, *, older_than_seconds: float = STALE_RUN_SECONDS,
-                       limit: int = 1000) -> int:
+def requeue_stale_runs(
+    services: Services, *, older_than_seconds: float = STALE_RUN_SECONDS, limit: int = 1000
+) -> int:
     """Re-enqueue runs whose message was lost (MongoDB is the truth; Redis may have been erased).
 
     For the orchestrator's recovery sweep. The re-sent message is marked as a redelivery, so the

@@ -80,17 +80,41 @@ class Action:
 
     @classmethod
     def from_document(cls, d: dict[str, Any]) -> Action:
-        return cls(d["_id"], d["workspaceId"], d["key"], d.get("name", ""), d["integrationId"], d["integrationKey"],
-                   d["operation"], d.get("inputSchema"), d["createdAt"])
+        return cls(
+            d["_id"],
+            d["workspaceId"],
+            d["key"],
+            d.get("name", ""),
+            d["integrationId"],
+            d["integrationKey"],
+            d["operation"],
+            d.get("inputSchema"),
+            d["createdAt"],
+        )
 
     def to_document(self) -> dict[str, Any]:
-        return {"_id": self.id, "workspaceId": self.workspace_id, "key": self.key, "name": self.name,
-                "integrationId": self.integration_id, "integrationKey": self.integration_key,
-                "operation": self.operation, "inputSchema": self.input_schema, "createdAt": self.created_at}
+        return {
+            "_id": self.id,
+            "workspaceId": self.workspace_id,
+            "key": self.key,
+            "name": self.name,
+            "integrationId": self.integration_id,
+            "integrationKey": self.integration_key,
+            "operation": self.operation,
+            "inputSchema": self.input_schema,
+            "createdAt": self.created_at,
+        }
 
     def to_public(self) -> dict[str, Any]:
-        return {"id": self.id, "key": self.key, "name": self.name, "integrationKey": self.integration_key,
-                "operation": self.operation, "inputSchema": self.input_schema, "createdAt": iso(self.created_at)}
+        return {
+            "id": self.id,
+            "key": self.key,
+            "name": self.name,
+            "integrationKey": self.integration_key,
+            "operation": self.operation,
+            "inputSchema": self.input_schema,
+            "createdAt": iso(self.created_at),
+        }
 
 
 @dataclass
@@ -114,21 +138,28 @@ class ActionResult:
 
 # ---------------------------------------------------------------- definitions
 
+
 def _http_operation_spec(key: str, operation: dict[str, Any], input_schema: dict | None) -> OperationSpec:
-    document = {k: operation[k] for k in ("method", "path", "query", "headers", "body", "bodyType", "response")
-                if k in operation}
+    document: dict[str, Any] = {
+        k: operation[k]
+        for k in ("method", "path", "query", "headers", "body", "bodyType", "response")
+        if k in operation
+    }
     return OperationSpec.from_document(f"action:{key}", {**document, "inputSchema": input_schema})
 
 
 def _check_operation(services: Services, workspace_id: str, integration, operation: Any) -> dict[str, Any]:
     if not isinstance(operation, dict) or operation.get("type") not in OPERATION_TYPES:
-        raise ValidationFailed(f"operation.type must be one of {', '.join(OPERATION_TYPES)}", field="operation.type")
+        raise ValidationFailed(
+            f"operation.type must be one of {', '.join(OPERATION_TYPES)}", field="operation.type"
+        )
     kind = operation["type"]
     try:
         if kind == ActionOperationType.HTTP:
             if str(operation.get("method", "")).upper() not in HTTP_METHODS:
-                raise ValidationFailed(f"operation.method must be one of {', '.join(HTTP_METHODS)}",
-                                       field="operation.method")
+                raise ValidationFailed(
+                    f"operation.method must be one of {', '.join(HTTP_METHODS)}", field="operation.method"
+                )
             if not isinstance(operation.get("path"), str):
                 raise ValidationFailed("operation.path is required (a template)", field="operation.path")
             operation = {**operation, "method": operation["method"].upper()}
@@ -138,8 +169,10 @@ def _check_operation(services: Services, workspace_id: str, integration, operati
         elif kind == ActionOperationType.CONNECTOR:
             spec = connector_of(services, integration).spec
             if spec is None or operation.get("name") not in spec.operations:
-                raise ValidationFailed(f"connector {integration.connector_key} has no operation "
-                                       f"{operation.get('name')!r}", field="operation.name")
+                raise ValidationFailed(
+                    f"connector {integration.connector_key} has no operation {operation.get('name')!r}",
+                    field="operation.name",
+                )
         elif kind == ActionOperationType.PYTHON:
             code = operation.get("code")
             if not isinstance(code, str) or not code.strip():
@@ -147,8 +180,9 @@ def _check_operation(services: Services, workspace_id: str, integration, operati
             try:
                 ast.parse(code)  # syntax only; the runner compiles it restricted
             except SyntaxError as error:
-                raise ValidationFailed(f"operation.code: syntax error line {error.lineno}: {error.msg}",
-                                       field="operation.code") from None
+                raise ValidationFailed(
+                    f"operation.code: syntax error line {error.lineno}: {error.msg}", field="operation.code"
+                ) from None
         else:
             compile_tree(operation.get("output"), "operation.output")
     except TemplateError as error:
@@ -156,8 +190,15 @@ def _check_operation(services: Services, workspace_id: str, integration, operati
     return operation
 
 
-def create_action(services: Services, workspace_id: str, key: Any, integration_key: Any, operation: Any,
-                  input_schema: Any = None, name: Any = None) -> Action:
+def create_action(
+    services: Services,
+    workspace_id: str,
+    key: Any,
+    integration_key: Any,
+    operation: Any,
+    input_schema: Any = None,
+    name: Any = None,
+) -> Action:
     """Define an action on an integration; 400 naming the field when the definition is wrong."""
     check_key(key, "key")
     integration = get_integration(services, workspace_id, integration_key)
@@ -165,11 +206,21 @@ def create_action(services: Services, workspace_id: str, key: Any, integration_k
         try:
             jsonschema.Draft202012Validator.check_schema(input_schema)
         except jsonschema.SchemaError as error:
-            raise ValidationFailed(f"inputSchema is not a valid JSON Schema: {error.message}",
-                                   field="inputSchema") from None
+            raise ValidationFailed(
+                f"inputSchema is not a valid JSON Schema: {error.message}", field="inputSchema"
+            ) from None
     operation = _check_operation(services, workspace_id, integration, operation)
-    action = Action(new_id("act"), workspace_id, key, name or key, integration.id, integration.key, operation,
-                    input_schema, now())
+    action = Action(
+        new_id("act"),
+        workspace_id,
+        key,
+        name or key,
+        integration.id,
+        integration.key,
+        operation,
+        input_schema,
+        now(),
+    )
     try:
         action_store.insert(services.db, action.to_document())
     except action_store.ActionExists:
@@ -197,8 +248,11 @@ def get_action(services: Services, workspace_id: str, key: str, *, cached: bool 
 
 
 def list_actions(services: Services, workspace_id: str, *, cursor: str | None, limit: int) -> Page:
-    return page_of(action_store.list_page(services.db, workspace_id, after_id=cursor, limit=limit + 1), limit,
-                   Action.from_document)
+    return page_of(
+        action_store.list_page(services.db, workspace_id, after_id=cursor, limit=limit + 1),
+        limit,
+        Action.from_document,
+    )
 
 
 def delete_action(services: Services, workspace_id: str, key: str) -> None:
@@ -215,6 +269,7 @@ def validate_input(action: Action, input: Any) -> None:
 
 
 # ---------------------------------------------------------------- execution
+
 
 def _auth_headers(bound: BoundConnection) -> dict[str, str]:
     """Headers that authenticate a request to the app (given to the runner, never to the code)."""
@@ -234,18 +289,28 @@ def _auth_headers(bound: BoundConnection) -> dict[str, str]:
     raise BadRequest("custom code cannot use an API key sent in the query string")
 
 
-def _run_python(services: Services, bound: BoundConnection, code: str, input: Any, redactor: Redactor,
-                started: float) -> ActionResult:
+def _run_python(
+    services: Services, bound: BoundConnection, code: str, input: Any, redactor: Redactor, started: float
+) -> ActionResult:
     from sandbox.client import HttpContext, JobLimits, SandboxClient
     from sandbox.errors import InvalidJob, RunnerBusy, RunnerUnavailable
 
-    base_url = str(render_tree(bound.spec.base_uri, {"connection": bound.credentials,
-                                                     "parameters": bound.parameters, "input": {}}))
+    base_url = str(
+        render_tree(
+            bound.spec.base_uri,
+            {"connection": bound.credentials, "parameters": bound.parameters, "input": {}},
+        )
+    )
     http = HttpContext(base_url=base_url, headers=_auth_headers(bound))
     client = SandboxClient(services.config.custom_code_runner_uri, CUSTOM_CODE_TIMEOUT_SECONDS + 5)
     try:
-        job = client.run_job(code, input, connection=bound.public_fields(), http=http,
-                             limits=JobLimits(timeout_seconds=CUSTOM_CODE_TIMEOUT_SECONDS))
+        job = client.run_job(
+            code,
+            input,
+            connection=bound.public_fields(),
+            http=http,
+            limits=JobLimits(timeout_seconds=CUSTOM_CODE_TIMEOUT_SECONDS),
+        )
     except RunnerBusy as error:
         return ActionResult.failure(ServiceUnavailable(f"the custom code runner is busy: {error}"), started)
     except RunnerUnavailable as error:
@@ -256,14 +321,33 @@ def _run_python(services: Services, bound: BoundConnection, code: str, input: An
         client.close()
     logs = redactor.text(job.logs or "")
     if job.ok:
-        return ActionResult(True, _scrub(job.result, redactor), None, (time.perf_counter() - started) * 1000,
-                            {"customCode": True}, {"runnerDurationMs": job.duration_ms}, logs)
-    error = job.error
-    message = redactor.text(error.message if error else "the custom code failed")
-    document = {"type": "custom_code_error", "message": message, "status": 422,
-                "codeErrorType": error.type if error else None, "line": error.line if error else None}
-    return ActionResult(False, None, document, (time.perf_counter() - started) * 1000, {"customCode": True},
-                        {"runnerDurationMs": job.duration_ms}, logs)
+        return ActionResult(
+            True,
+            _scrub(job.result, redactor),
+            None,
+            (time.perf_counter() - started) * 1000,
+            {"customCode": True},
+            {"runnerDurationMs": job.duration_ms},
+            logs,
+        )
+    code_error = job.error
+    message = redactor.text(code_error.message if code_error else "the custom code failed")
+    document = {
+        "type": "custom_code_error",
+        "message": message,
+        "status": 422,
+        "codeErrorType": code_error.type if code_error else None,
+        "line": code_error.line if code_error else None,
+    }
+    return ActionResult(
+        False,
+        None,
+        document,
+        (time.perf_counter() - started) * 1000,
+        {"customCode": True},
+        {"runnerDurationMs": job.duration_ms},
+        logs,
+    )
 
 
 def _scrub(value: Any, redactor: Redactor) -> Any:
@@ -277,20 +361,35 @@ def _scrub(value: Any, redactor: Redactor) -> Any:
     return value
 
 
-def _run_http(services: Services, bound: BoundConnection, spec, op_name: str, input: Any,
-              started: float) -> ActionResult:
+def _run_http(
+    services: Services, bound: BoundConnection, spec, op_name: str, input: Any, started: float
+) -> ActionResult:
     with requests.Session() as session:
         result = execute_operation(
-            spec, op_name, input, bound.credentials, session=session, timeout_seconds=OPERATION_TIMEOUT_SECONDS,
+            spec,
+            op_name,
+            input,
+            bound.credentials,
+            session=session,
+            timeout_seconds=OPERATION_TIMEOUT_SECONDS,
             parameters=bound.parameters,
-            on_credentials_refreshed=lambda new: connection_service.persist_refreshed(services, bound, new))
+            on_credentials_refreshed=lambda new: connection_service.persist_refreshed(services, bound, new),
+        )
     # An app may echo a credential back (or custom code may return one): it never leaves the engine.
     redactor = Redactor.for_connection(spec.auth.fields, bound.credentials, bound.parameters)
-    return ActionResult(True, _scrub(result.output, redactor), None, (time.perf_counter() - started) * 1000,
-                        dict(result.request_summary), dict(result.response_summary))
+    return ActionResult(
+        True,
+        _scrub(result.output, redactor),
+        None,
+        (time.perf_counter() - started) * 1000,
+        dict(result.request_summary),
+        dict(result.response_summary),
+    )
 
 
-def execute_action(services: Services, action: Action, connection: Connection | None, input: Any) -> ActionResult:
+def execute_action(
+    services: Services, action: Action, connection: Connection | None, input: Any
+) -> ActionResult:
     """Run an action once, in this process, for a connection. Never raises for the app's or the
     input's faults: those come back as a failed ActionResult with an error document and status."""
     started = time.perf_counter()
@@ -309,8 +408,9 @@ def execute_action(services: Services, action: Action, connection: Connection | 
         if operation["type"] == ActionOperationType.CONNECTOR:
             op = bound.spec.operations.get(operation["name"])
             if op is None:
-                raise BadRequest(f"the connector has no operation {operation['name']!r} any more",
-                                 field="operation.name")
+                raise BadRequest(
+                    f"the connector has no operation {operation['name']!r} any more", field="operation.name"
+                )
             if op.kind is OperationKind.PYTHON:
                 source = (bound.connector.python_sources or {}).get(op.name)
                 if source is None:

@@ -37,8 +37,13 @@ from engine.store import connections as connection_store
 log = logging.getLogger(__name__)
 
 TEST_TIMEOUT_SECONDS = 15.0
-TOKEN_FIELDS = (oauth2_fields.ACCESS_TOKEN, oauth2_fields.REFRESH_TOKEN, oauth2_fields.EXPIRES_AT,
-                oauth2_fields.TOKEN_TYPE, oauth2_fields.SCOPE)
+TOKEN_FIELDS = (
+    oauth2_fields.ACCESS_TOKEN,
+    oauth2_fields.REFRESH_TOKEN,
+    oauth2_fields.EXPIRES_AT,
+    oauth2_fields.TOKEN_TYPE,
+    oauth2_fields.SCOPE,
+)
 MAX_CREDENTIAL_FIELDS = 50
 
 
@@ -65,22 +70,49 @@ class Connection:
 
     @classmethod
     def from_document(cls, d: dict[str, Any]) -> Connection:
-        return cls(d["_id"], d["workspaceId"], d["customerId"], d.get("customerInternalId", ""), d["integrationId"],
-                   d["integrationKey"], d.get("name", ""), ConnectionState(d["state"]), d["credentials"],
-                   d["createdAt"], d["updatedAt"], d.get("lastError"))
+        return cls(
+            d["_id"],
+            d["workspaceId"],
+            d["customerId"],
+            d.get("customerInternalId", ""),
+            d["integrationId"],
+            d["integrationKey"],
+            d.get("name", ""),
+            ConnectionState(d["state"]),
+            d["credentials"],
+            d["createdAt"],
+            d["updatedAt"],
+            d.get("lastError"),
+        )
 
     def to_document(self) -> dict[str, Any]:
-        return {"_id": self.id, "workspaceId": self.workspace_id, "customerId": self.customer_id,
-                "customerInternalId": self.customer_internal_id, "integrationId": self.integration_id,
-                "integrationKey": self.integration_key, "name": self.name, "state": self.state.value,
-                "credentials": self.credentials_envelope, "createdAt": self.created_at,
-                "updatedAt": self.updated_at, "lastError": self.last_error}
+        return {
+            "_id": self.id,
+            "workspaceId": self.workspace_id,
+            "customerId": self.customer_id,
+            "customerInternalId": self.customer_internal_id,
+            "integrationId": self.integration_id,
+            "integrationKey": self.integration_key,
+            "name": self.name,
+            "state": self.state.value,
+            "credentials": self.credentials_envelope,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "lastError": self.last_error,
+        }
 
     def to_public(self) -> dict[str, Any]:
         """Never the credentials."""
-        return {"id": self.id, "integrationKey": self.integration_key, "customerId": self.customer_internal_id,
-                "name": self.name, "state": self.state.value, "lastError": self.last_error,
-                "createdAt": iso(self.created_at), "updatedAt": iso(self.updated_at)}
+        return {
+            "id": self.id,
+            "integrationKey": self.integration_key,
+            "customerId": self.customer_internal_id,
+            "name": self.name,
+            "state": self.state.value,
+            "lastError": self.last_error,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+        }
 
     def credentials(self, services: Services) -> dict[str, Any]:
         return crypto.decrypt_json(services.config.encryption_secret, self.credentials_envelope, aad=self.id)
@@ -106,8 +138,11 @@ class BoundConnection:
         secret = self.spec.auth.secret_fields()
         from engine.connectors.redact import is_secret_key
 
-        return {k: v for k, v in self.credentials.items()
-                if k not in secret and k not in TOKEN_FIELDS and not is_secret_key(k)}
+        return {
+            k: v
+            for k, v in self.credentials.items()
+            if k not in secret and k not in TOKEN_FIELDS and not is_secret_key(k)
+        }
 
 
 def _validate_credentials(spec: ConnectorSpec, credentials: Any) -> dict[str, Any]:
@@ -125,8 +160,15 @@ def _encrypt(services: Services, connection_id: str, credentials: dict[str, Any]
     return crypto.encrypt_json(services.config.encryption_secret, credentials, aad=connection_id)
 
 
-def connect(services: Services, workspace_id: str, customer_id: str, customer_internal_id: str,
-            integration_key: str, credentials: Any, name: str | None = None) -> tuple[Connection, bool]:
+def connect(
+    services: Services,
+    workspace_id: str,
+    customer_id: str,
+    customer_internal_id: str,
+    integration_key: str,
+    credentials: Any,
+    name: str | None = None,
+) -> tuple[Connection, bool]:
     """Create the customer's connection to an integration, or replace its credentials (reconnect).
 
     Returns (connection, created). The credentials are checked against the auth schema first;
@@ -136,26 +178,48 @@ def connect(services: Services, workspace_id: str, customer_id: str, customer_in
     assert connector.spec is not None
     checked = _validate_credentials(connector.spec, credentials)
     state = ConnectionState.READY
-    if connector.spec.auth.type is AuthType.OAUTH2 and not checked.get(oauth2_fields.ACCESS_TOKEN) \
-            and not checked.get(oauth2_fields.REFRESH_TOKEN):
+    if (
+        connector.spec.auth.type is AuthType.OAUTH2
+        and not checked.get(oauth2_fields.ACCESS_TOKEN)
+        and not checked.get(oauth2_fields.REFRESH_TOKEN)
+    ):
         state = ConnectionState.DISCONNECTED
     existing = connection_store.find_for_customer(services.db, workspace_id, customer_id, integration.id)
     timestamp = now()
     if existing is not None:
-        connection_store.update(services.db, existing["_id"], {
-            "credentials": _encrypt(services, existing["_id"], checked), "state": state.value,
-            "updatedAt": timestamp, "lastError": None, **({"name": name} if name else {})})
+        connection_store.update(
+            services.db,
+            existing["_id"],
+            {
+                "credentials": _encrypt(services, existing["_id"], checked),
+                "state": state.value,
+                "updatedAt": timestamp,
+                "lastError": None,
+                **({"name": name} if name else {}),
+            },
+        )
         return get_connection_by_id(services, existing["_id"]), False
     connection_id = new_id("con")
-    connection = Connection(connection_id, workspace_id, customer_id, customer_internal_id, integration.id,
-                            integration.key, name or integration.key, state,
-                            _encrypt(services, connection_id, checked), timestamp, timestamp)
+    connection = Connection(
+        connection_id,
+        workspace_id,
+        customer_id,
+        customer_internal_id,
+        integration.id,
+        integration.key,
+        name or integration.key,
+        state,
+        _encrypt(services, connection_id, checked),
+        timestamp,
+        timestamp,
+    )
     try:
         connection_store.insert(services.db, connection.to_document())
     except connection_store.ConnectionExists:
         # A concurrent connect won: answer with that one, then replace its credentials.
-        return connect(services, workspace_id, customer_id, customer_internal_id, integration_key, credentials,
-                       name)
+        return connect(
+            services, workspace_id, customer_id, customer_internal_id, integration_key, credentials, name
+        )
     return connection, True
 
 
@@ -166,28 +230,39 @@ def get_connection_by_id(services: Services, connection_id: str) -> Connection:
     return Connection.from_document(document)
 
 
-def get_connection(services: Services, workspace_id: str, connection_id: str,
-                   customer_id: str | None = None) -> Connection:
+def get_connection(
+    services: Services, workspace_id: str, connection_id: str, customer_id: str | None = None
+) -> Connection:
     """A connection of this workspace (and of this customer when customer_id is given), else 404."""
     document = connection_store.find_by_id(services.db, connection_id)
-    if document is None or document["workspaceId"] != workspace_id or (
-            customer_id is not None and document["customerId"] != customer_id):
+    if (
+        document is None
+        or document["workspaceId"] != workspace_id
+        or (customer_id is not None and document["customerId"] != customer_id)
+    ):
         raise NotFound(f"no connection {connection_id!r}")
     return Connection.from_document(document)
 
 
-def find_customer_connection(services: Services, workspace_id: str, customer_id: str,
-                             integration: Integration) -> Connection:
+def find_customer_connection(
+    services: Services, workspace_id: str, customer_id: str, integration: Integration
+) -> Connection:
     document = connection_store.find_for_customer(services.db, workspace_id, customer_id, integration.id)
     if document is None:
         raise NotFound(f"the customer has no connection to integration {integration.key!r}: connect first")
     return Connection.from_document(document)
 
 
-def list_connections(services: Services, workspace_id: str, *, customer_id: str | None, cursor: str | None,
-                     limit: int) -> Page:
-    return page_of(connection_store.list_page(services.db, workspace_id, customer_id=customer_id,
-                                              after_id=cursor, limit=limit + 1), limit, Connection.from_document)
+def list_connections(
+    services: Services, workspace_id: str, *, customer_id: str | None, cursor: str | None, limit: int
+) -> Page:
+    return page_of(
+        connection_store.list_page(
+            services.db, workspace_id, customer_id=customer_id, after_id=cursor, limit=limit + 1
+        ),
+        limit,
+        Connection.from_document,
+    )
 
 
 def delete_connection(services: Services, connection: Connection) -> None:
@@ -198,8 +273,9 @@ def bind(services: Services, connection: Connection) -> BoundConnection:
     """Load the integration, connector and decrypted secrets of a connection."""
     integration = get_integration_by_id(services, connection.integration_id)
     connector = connector_of(services, integration)
-    return BoundConnection(connection, integration, connector, connection.credentials(services),
-                           integration.parameters(services))
+    return BoundConnection(
+        connection, integration, connector, connection.credentials(services), integration.parameters(services)
+    )
 
 
 def persist_refreshed(services: Services, bound: BoundConnection, new_credentials: dict[str, Any]) -> None:
@@ -211,14 +287,24 @@ def persist_refreshed(services: Services, bound: BoundConnection, new_credential
         merged[oauth2_fields.REFRESH_TOKEN] = old_refresh
     bound.credentials.clear()
     bound.credentials.update(merged)
-    connection_store.update(services.db, bound.connection.id, {
-        "credentials": _encrypt(services, bound.connection.id, merged), "updatedAt": now(),
-        "state": ConnectionState.READY.value, "lastError": None})
+    connection_store.update(
+        services.db,
+        bound.connection.id,
+        {
+            "credentials": _encrypt(services, bound.connection.id, merged),
+            "updatedAt": now(),
+            "state": ConnectionState.READY.value,
+            "lastError": None,
+        },
+    )
 
 
-def set_state(services: Services, connection_id: str, state: ConnectionState, error: str | None = None) -> None:
-    connection_store.update(services.db, connection_id, {"state": state.value, "lastError": error,
-                                                         "updatedAt": now()})
+def set_state(
+    services: Services, connection_id: str, state: ConnectionState, error: str | None = None
+) -> None:
+    connection_store.update(
+        services.db, connection_id, {"state": state.value, "lastError": error, "updatedAt": now()}
+    )
 
 
 def state_after_error(error: EngineError) -> ConnectionState | None:
@@ -238,18 +324,32 @@ def test_connection(services: Services, connection: Connection) -> dict[str, Any
         raise BadRequest(f"connector {bound.spec.key} declares no test operation")
     with requests.Session() as session:
         try:
-            result = execute_operation(bound.spec, op_name, {}, bound.credentials, session=session,
-                                       timeout_seconds=TEST_TIMEOUT_SECONDS, parameters=bound.parameters,
-                                       on_credentials_refreshed=lambda new: persist_refreshed(services, bound, new))
+            result = execute_operation(
+                bound.spec,
+                op_name,
+                {},
+                bound.credentials,
+                session=session,
+                timeout_seconds=TEST_TIMEOUT_SECONDS,
+                parameters=bound.parameters,
+                on_credentials_refreshed=lambda new: persist_refreshed(services, bound, new),
+            )
         except AppError as error:
             state = state_after_error(error)
             if state is not None:
                 set_state(services, connection.id, state, error.message)
-            return {"ok": False, "state": (state or connection.state).value,
-                    "error": error.to_document()["error"]}
+            return {
+                "ok": False,
+                "state": (state or connection.state).value,
+                "error": error.to_document()["error"],
+            }
     set_state(services, connection.id, ConnectionState.READY)
-    return {"ok": True, "state": ConnectionState.READY.value, "appStatus": result.status,
-            "durationMs": round(result.duration_ms, 1)}
+    return {
+        "ok": True,
+        "state": ConnectionState.READY.value,
+        "appStatus": result.status,
+        "durationMs": round(result.duration_ms, 1),
+    }
 
 
 # ---------------------------------------------------------------- OAuth2 authorization code
@@ -278,10 +378,22 @@ def authorization_url(services: Services, connection: Connection) -> str | None:
         return None
     import time as _time
 
-    state = jwt.encode({"purpose": _STATE_PURPOSE, "connectionId": connection.id,
-                        "exp": int(_time.time()) + OAUTH_STATE_TTL_SECONDS}, services.config.secret, algorithm="HS256")
-    return oauth2.authorization_url(bound.spec, redirect_uri=oauth_redirect_uri(services), state=state,
-                                    parameters=bound.parameters, connection=bound.credentials)
+    state = jwt.encode(
+        {
+            "purpose": _STATE_PURPOSE,
+            "connectionId": connection.id,
+            "exp": int(_time.time()) + OAUTH_STATE_TTL_SECONDS,
+        },
+        services.config.secret,
+        algorithm="HS256",
+    )
+    return oauth2.authorization_url(
+        bound.spec,
+        redirect_uri=oauth_redirect_uri(services),
+        state=state,
+        parameters=bound.parameters,
+        connection=bound.credentials,
+    )
 
 
 def complete_oauth(services: Services, code: str | None, state: str | None) -> Connection:
@@ -302,9 +414,14 @@ def complete_oauth(services: Services, code: str | None, state: str | None) -> C
     bound = bind(services, connection)
     with requests.Session() as session:
         try:
-            credentials = oauth2.exchange_code(bound.spec, code=code, redirect_uri=oauth_redirect_uri(services),
-                                               credentials=bound.credentials, parameters=bound.parameters,
-                                               session=session)
+            credentials = oauth2.exchange_code(
+                bound.spec,
+                code=code,
+                redirect_uri=oauth_redirect_uri(services),
+                credentials=bound.credentials,
+                parameters=bound.parameters,
+                session=session,
+            )
         except AppError as error:
             set_state(services, connection.id, ConnectionState.ERROR, error.message)
             raise

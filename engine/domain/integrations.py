@@ -44,12 +44,28 @@ class ConnectorVersion:
     @classmethod
     def from_document(cls, d: dict[str, Any], *, with_spec: bool = False) -> ConnectorVersion:
         spec = ConnectorSpec.from_document(d["spec"], validate=False) if with_spec and d.get("spec") else None
-        return cls(d["_id"], d["workspaceId"], d["key"], d["version"], d.get("name", ""), d["sha256"],
-                   d["archiveKey"], d.get("archiveBytes", 0), d["createdAt"], spec, d.get("pythonSources"))
+        return cls(
+            d["_id"],
+            d["workspaceId"],
+            d["key"],
+            d["version"],
+            d.get("name", ""),
+            d["sha256"],
+            d["archiveKey"],
+            d.get("archiveBytes", 0),
+            d["createdAt"],
+            spec,
+            d.get("pythonSources"),
+        )
 
     def to_public(self) -> dict[str, Any]:
-        return {"version": self.version, "name": self.name, "sha256": self.sha256,
-                "archiveBytes": self.archive_bytes, "uploadedAt": iso(self.created_at)}
+        return {
+            "version": self.version,
+            "name": self.name,
+            "sha256": self.sha256,
+            "archiveBytes": self.archive_bytes,
+            "uploadedAt": iso(self.created_at),
+        }
 
 
 def _archive_key(workspace_id: str, key: str, version: str, sha256: str) -> str:
@@ -63,28 +79,47 @@ def upload_connector(services: Services, workspace_id: str, data: bytes) -> dict
     spec = package.spec
     check_key(spec.key, "spec.yaml: key")
     if version_store.exists(services.db, workspace_id, spec.key, spec.version):
-        raise Conflict(f"connector {spec.key} version {spec.version} was already uploaded; bump `version`",
-                       field="spec.yaml: version")
+        raise Conflict(
+            f"connector {spec.key} version {spec.version} was already uploaded; bump `version`",
+            field="spec.yaml: version",
+        )
     archive_key = _archive_key(workspace_id, spec.key, spec.version, package.sha256)
-    services.blobs.put(services.blobs.buckets.connectors, archive_key, bytes(data), content_type="application/zip")
-    document = {"_id": new_id("cv"), "workspaceId": workspace_id, "key": spec.key, "version": spec.version,
-                "name": spec.name, "sha256": package.sha256, "archiveKey": archive_key,
-                "archiveBytes": package.archive_bytes, "createdAt": now(), "spec": spec.to_document(),
-                "pythonSources": package.python_sources()}
+    services.blobs.put(
+        services.blobs.buckets.connectors, archive_key, bytes(data), content_type="application/zip"
+    )
+    document = {
+        "_id": new_id("cv"),
+        "workspaceId": workspace_id,
+        "key": spec.key,
+        "version": spec.version,
+        "name": spec.name,
+        "sha256": package.sha256,
+        "archiveKey": archive_key,
+        "archiveBytes": package.archive_bytes,
+        "createdAt": now(),
+        "spec": spec.to_document(),
+        "pythonSources": package.python_sources(),
+    }
     try:
         version_store.insert(services.db, document)
     except version_store.VersionExists:
         services.blobs.delete(services.blobs.buckets.connectors, archive_key)
-        raise Conflict(f"connector {spec.key} version {spec.version} was already uploaded; bump `version`",
-                       field="spec.yaml: version") from None
+        raise Conflict(
+            f"connector {spec.key} version {spec.version} was already uploaded; bump `version`",
+            field="spec.yaml: version",
+        ) from None
     return get_connector(services, workspace_id, spec.key)
 
 
 def _summary(versions: list[dict[str, Any]]) -> dict[str, Any]:
     ordered = sorted(versions, key=lambda d: (d["createdAt"], d["_id"]))
     current = ordered[-1]
-    return {"key": current["key"], "name": current.get("name", ""), "currentVersion": current["version"],
-            "versions": [ConnectorVersion.from_document(d).to_public() for d in ordered]}
+    return {
+        "key": current["key"],
+        "name": current.get("name", ""),
+        "currentVersion": current["version"],
+        "versions": [ConnectorVersion.from_document(d).to_public() for d in ordered],
+    }
 
 
 def get_connector(services: Services, workspace_id: str, key: str) -> dict[str, Any]:
@@ -108,12 +143,16 @@ _spec_cache: dict[tuple[str, str], ConnectorVersion] = {}
 _cache_lock = threading.Lock()
 
 
-def load_connector_version(services: Services, workspace_id: str, key: str,
-                           version: str | None = None) -> ConnectorVersion:
+def load_connector_version(
+    services: Services, workspace_id: str, key: str, version: str | None = None
+) -> ConnectorVersion:
     """A version with its spec (the current one when version is None). Versions are immutable,
     so a loaded one is cached by id for the life of the process."""
-    documents = version_store.versions_of(services.db, workspace_id, key) if version is None else [
-        d for d in version_store.versions_of(services.db, workspace_id, key) if d["version"] == version]
+    documents = (
+        version_store.versions_of(services.db, workspace_id, key)
+        if version is None
+        else [d for d in version_store.versions_of(services.db, workspace_id, key) if d["version"] == version]
+    )
     if not documents:
         raise NotFound(f"no connector {key!r}" + (f" version {version}" if version else ""))
     chosen = max(documents, key=lambda d: (d["createdAt"], d["_id"]))
@@ -140,21 +179,42 @@ class Integration:
 
     @classmethod
     def from_document(cls, d: dict[str, Any]) -> Integration:
-        return cls(d["_id"], d["workspaceId"], d["key"], d.get("name", ""), d["connectorKey"],
-                   d.get("connectorVersion"), tuple(d.get("parameterNames", ())), d.get("parameters"),
-                   d["createdAt"])
+        return cls(
+            d["_id"],
+            d["workspaceId"],
+            d["key"],
+            d.get("name", ""),
+            d["connectorKey"],
+            d.get("connectorVersion"),
+            tuple(d.get("parameterNames", ())),
+            d.get("parameters"),
+            d["createdAt"],
+        )
 
     def to_document(self) -> dict[str, Any]:
-        return {"_id": self.id, "workspaceId": self.workspace_id, "key": self.key, "name": self.name,
-                "connectorKey": self.connector_key, "connectorVersion": self.connector_version,
-                "parameterNames": list(self.parameter_names), "parameters": self.parameters_envelope,
-                "createdAt": self.created_at}
+        return {
+            "_id": self.id,
+            "workspaceId": self.workspace_id,
+            "key": self.key,
+            "name": self.name,
+            "connectorKey": self.connector_key,
+            "connectorVersion": self.connector_version,
+            "parameterNames": list(self.parameter_names),
+            "parameters": self.parameters_envelope,
+            "createdAt": self.created_at,
+        }
 
     def to_public(self) -> dict[str, Any]:
         """Parameters are write-only: only their names are shown."""
-        return {"id": self.id, "key": self.key, "name": self.name, "connectorKey": self.connector_key,
-                "connectorVersion": self.connector_version, "parameterNames": list(self.parameter_names),
-                "createdAt": iso(self.created_at)}
+        return {
+            "id": self.id,
+            "key": self.key,
+            "name": self.name,
+            "connectorKey": self.connector_key,
+            "connectorVersion": self.connector_version,
+            "parameterNames": list(self.parameter_names),
+            "createdAt": iso(self.created_at),
+        }
 
     def parameters(self, services: Services) -> dict[str, Any]:
         """The decrypted app-level parameters."""
@@ -167,26 +227,48 @@ def _check_parameters(parameters: Any) -> dict[str, Any]:
     if parameters is None:
         return {}
     if not isinstance(parameters, dict) or len(parameters) > MAX_PARAMETERS:
-        raise ValidationFailed(f"parameters must be an object of at most {MAX_PARAMETERS} entries",
-                               field="parameters")
+        raise ValidationFailed(
+            f"parameters must be an object of at most {MAX_PARAMETERS} entries", field="parameters"
+        )
     for name, value in parameters.items():
         if not isinstance(value, str | int | float | bool) or len(str(value)) > MAX_PARAMETER_CHARS:
-            raise ValidationFailed("each parameter must be a string, number or boolean", field=f"parameters.{name}")
+            raise ValidationFailed(
+                "each parameter must be a string, number or boolean", field=f"parameters.{name}"
+            )
     return parameters
 
 
-def create_integration(services: Services, workspace_id: str, key: Any, connector_key: Any,
-                       connector_version: Any = None, parameters: Any = None, name: Any = None) -> Integration:
+def create_integration(
+    services: Services,
+    workspace_id: str,
+    key: Any,
+    connector_key: Any,
+    connector_version: Any = None,
+    parameters: Any = None,
+    name: Any = None,
+) -> Integration:
     """Bind a connector (current version, or a pinned one) to the workspace."""
     check_key(key, "key")
     version = load_connector_version(services, workspace_id, connector_key, connector_version)
     del version  # only its existence matters here
     parameters = _check_parameters(parameters)
     integration_id = new_id("int")
-    envelope = crypto.encrypt_json(services.config.encryption_secret, parameters, aad=integration_id) \
-        if parameters else None
-    integration = Integration(integration_id, workspace_id, key, name or "", connector_key, connector_version,
-                              tuple(sorted(parameters)), envelope, now())
+    envelope = (
+        crypto.encrypt_json(services.config.encryption_secret, parameters, aad=integration_id)
+        if parameters
+        else None
+    )
+    integration = Integration(
+        integration_id,
+        workspace_id,
+        key,
+        name or "",
+        connector_key,
+        connector_version,
+        tuple(sorted(parameters)),
+        envelope,
+        now(),
+    )
     try:
         integration_store.insert(services.db, integration.to_document())
     except integration_store.IntegrationExists:
@@ -212,19 +294,30 @@ def set_parameters(services: Services, workspace_id: str, key: str, parameters: 
     """Replace the app-level parameters (write-only)."""
     integration = get_integration(services, workspace_id, key)
     parameters = _check_parameters(parameters)
-    envelope = crypto.encrypt_json(services.config.encryption_secret, parameters, aad=integration.id) \
-        if parameters else None
-    integration_store.update(services.db, workspace_id, integration.id,
-                             {"parameters": envelope, "parameterNames": sorted(parameters)})
+    envelope = (
+        crypto.encrypt_json(services.config.encryption_secret, parameters, aad=integration.id)
+        if parameters
+        else None
+    )
+    integration_store.update(
+        services.db,
+        workspace_id,
+        integration.id,
+        {"parameters": envelope, "parameterNames": sorted(parameters)},
+    )
     return get_integration(services, workspace_id, key)
 
 
 def list_integrations(services: Services, workspace_id: str, *, cursor: str | None, limit: int) -> Page:
-    return page_of(integration_store.list_page(services.db, workspace_id, after_id=cursor, limit=limit + 1),
-                   limit, Integration.from_document)
+    return page_of(
+        integration_store.list_page(services.db, workspace_id, after_id=cursor, limit=limit + 1),
+        limit,
+        Integration.from_document,
+    )
 
 
 def connector_of(services: Services, integration: Integration) -> ConnectorVersion:
     """The connector version an integration uses now (pinned, or the current one)."""
-    return load_connector_version(services, integration.workspace_id, integration.connector_key,
-                                  integration.connector_version)
+    return load_connector_version(
+        services, integration.workspace_id, integration.connector_key, integration.connector_version
+    )

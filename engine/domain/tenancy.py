@@ -32,15 +32,20 @@ class Workspace:
     key: str
     name: str
     created_at: datetime
-    secret_envelope: dict = None  # type: ignore[assignment]
+    secret_envelope: dict[str, Any] | None = None
 
     @classmethod
     def from_document(cls, d: dict[str, Any]) -> Workspace:
         return cls(d["_id"], d["key"], d.get("name", ""), d["createdAt"], d.get("secret"))
 
     def to_document(self) -> dict[str, Any]:
-        return {"_id": self.id, "key": self.key, "name": self.name, "createdAt": self.created_at,
-                "secret": self.secret_envelope}
+        return {
+            "_id": self.id,
+            "key": self.key,
+            "name": self.name,
+            "createdAt": self.created_at,
+            "secret": self.secret_envelope,
+        }
 
     def to_public(self) -> dict[str, Any]:
         return {"id": self.id, "key": self.key, "name": self.name, "createdAt": iso(self.created_at)}
@@ -59,11 +64,21 @@ class Customer:
         return cls(d["_id"], d["workspaceId"], d["internalId"], d.get("name", ""), d["createdAt"])
 
     def to_document(self) -> dict[str, Any]:
-        return {"_id": self.id, "workspaceId": self.workspace_id, "internalId": self.internal_id,
-                "name": self.name, "createdAt": self.created_at}
+        return {
+            "_id": self.id,
+            "workspaceId": self.workspace_id,
+            "internalId": self.internal_id,
+            "name": self.name,
+            "createdAt": self.created_at,
+        }
 
     def to_public(self) -> dict[str, Any]:
-        return {"id": self.id, "internalId": self.internal_id, "name": self.name, "createdAt": iso(self.created_at)}
+        return {
+            "id": self.id,
+            "internalId": self.internal_id,
+            "name": self.name,
+            "createdAt": iso(self.created_at),
+        }
 
 
 # Process-local caches keyed by database name so tests on several databases stay isolated.
@@ -83,11 +98,15 @@ def _name(value: Any, field: str = "name") -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
-        raise ValidationFailed(f"{field} must be a string of at most {MAX_NAME_CHARS} characters", field=field)
+        raise ValidationFailed(
+            f"{field} must be a string of at most {MAX_NAME_CHARS} characters", field=field
+        )
     return value
 
 
-def create_workspace(services: Services, key: str | None = None, name: str | None = None) -> tuple[Workspace, str]:
+def create_workspace(
+    services: Services, key: str | None = None, name: str | None = None
+) -> tuple[Workspace, str]:
     """A new workspace and its secret (the only time the secret is returned); 409 if the key is taken."""
     key = check_key(key, "key") if key is not None else f"ws-{secrets.token_hex(6)}"
     secret = secrets.token_urlsafe(WORKSPACE_SECRET_BYTES)
@@ -111,7 +130,12 @@ def workspace_with_secret(services: Services, key: str) -> tuple[Workspace, str]
     if document is None:
         return None
     workspace = Workspace.from_document(document)
-    secret = crypto.decrypt_json(services.config.encryption_secret, workspace.secret_envelope, aad=workspace.id)
+    assert workspace.secret_envelope is not None, (
+        f"workspace {key!r} has no secret: create_workspace always sets one"
+    )
+    secret = crypto.decrypt_json(
+        services.config.encryption_secret, workspace.secret_envelope, aad=workspace.id
+    )
     with _lock:
         _workspaces[cache_key] = (time.monotonic() + WORKSPACE_CACHE_SECONDS, workspace, secret)
     return workspace, secret
@@ -125,18 +149,25 @@ def get_workspace(services: Services, key: str) -> Workspace:
 
 
 def list_workspaces(services: Services, *, cursor: str | None, limit: int) -> Page:
-    return page_of(workspace_store.list_page(services.db, after_id=cursor, limit=limit + 1), limit,
-                   Workspace.from_document)
+    return page_of(
+        workspace_store.list_page(services.db, after_id=cursor, limit=limit + 1),
+        limit,
+        Workspace.from_document,
+    )
 
 
 def _internal_id(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_INTERNAL_ID_CHARS:
-        raise ValidationFailed(f"internalId must be a non-empty string of at most {MAX_INTERNAL_ID_CHARS} characters",
-                               field="internalId")
+        raise ValidationFailed(
+            f"internalId must be a non-empty string of at most {MAX_INTERNAL_ID_CHARS} characters",
+            field="internalId",
+        )
     return value
 
 
-def ensure_customer(services: Services, workspace_id: str, internal_id: str, name: str | None = None) -> Customer:
+def ensure_customer(
+    services: Services, workspace_id: str, internal_id: str, name: str | None = None
+) -> Customer:
     """The customer with this internalId, created on first sight (a customer token's first request)."""
     internal_id = _internal_id(internal_id)
     cache_key = (services.db.name, workspace_id, internal_id)
@@ -145,7 +176,9 @@ def ensure_customer(services: Services, workspace_id: str, internal_id: str, nam
         return cached[1]
     document = customer_store.find_by_internal_id(services.db, workspace_id, internal_id)
     if document is None:
-        customer = Customer(new_id("cus"), workspace_id, internal_id, name if isinstance(name, str) else "", now())
+        customer = Customer(
+            new_id("cus"), workspace_id, internal_id, name if isinstance(name, str) else "", now()
+        )
         try:
             customer_store.insert(services.db, customer.to_document())
         except customer_store.CustomerExists:
@@ -165,23 +198,28 @@ def create_customer(services: Services, workspace_id: str, internal_id: Any, nam
     try:
         customer_store.insert(services.db, customer.to_document())
     except customer_store.CustomerExists:
-        raise Conflict(f"a customer with internalId {customer.internal_id!r} already exists",
-                       field="internalId") from None
+        raise Conflict(
+            f"a customer with internalId {customer.internal_id!r} already exists", field="internalId"
+        ) from None
     return customer
 
 
 def get_customer(services: Services, workspace_id: str, customer_id: str) -> Customer:
     """By engine id, or by internalId when no customer has that id."""
-    document = customer_store.find_by_id(services.db, workspace_id, customer_id) or \
-        customer_store.find_by_internal_id(services.db, workspace_id, customer_id)
+    document = customer_store.find_by_id(
+        services.db, workspace_id, customer_id
+    ) or customer_store.find_by_internal_id(services.db, workspace_id, customer_id)
     if document is None:
         raise NotFound(f"no customer {customer_id!r}")
     return Customer.from_document(document)
 
 
 def list_customers(services: Services, workspace_id: str, *, cursor: str | None, limit: int) -> Page:
-    return page_of(customer_store.list_page(services.db, workspace_id, after_id=cursor, limit=limit + 1), limit,
-                   Customer.from_document)
+    return page_of(
+        customer_store.list_page(services.db, workspace_id, after_id=cursor, limit=limit + 1),
+        limit,
+        Customer.from_document,
+    )
 
 
 def delete_customer(services: Services, workspace_id: str, customer_id: str) -> None:

@@ -31,8 +31,17 @@ def _blind_message(error: jsonschema.ValidationError) -> str:
         return "is required"
     if error.validator == "additionalProperties":
         return "is not an allowed property"
-    if error.validator in ("type", "pattern", "format", "enum", "const", "minLength", "maxLength", "minimum",
-                           "maximum"):
+    if error.validator in (
+        "type",
+        "pattern",
+        "format",
+        "enum",
+        "const",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+    ):
         return f"must satisfy {error.validator} {error.validator_value!r}"
     return f"is invalid ({error.validator})"
 

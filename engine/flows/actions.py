@@ -28,5 +28,7 @@ def run_action_for_flow(ctx: NodeContext, action_key: str, action_input: Any) ->
     ctx.log(f"action {action_key}{target}: {'ok' if result.ok else 'failed'} in {result.duration_ms:.0f} ms")
     if not result.ok:
         error = result.error or {}
-        raise NodeFailed(str(error.get("message") or "the action failed"), type=str(error.get("type") or "action_error"))
+        raise NodeFailed(
+            str(error.get("message") or "the action failed"), type=str(error.get("type") or "action_error")
+        )
     return result.output

@@ -26,6 +26,7 @@ def _compare(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
             return op(left, right)
         except TypeError:
             return False
+
     return check
 
 
@@ -64,7 +65,9 @@ def validate_filter(spec: Any, field: str, where: str) -> None:
         raise ValidationFailed(f"{where}: match must be 'all' or 'any'", field=f"{field}.match")
     conditions = spec.get("conditions")
     if not isinstance(conditions, list) or not conditions:
-        raise ValidationFailed(f"{where}: conditions is required (a non-empty list)", field=f"{field}.conditions")
+        raise ValidationFailed(
+            f"{where}: conditions is required (a non-empty list)", field=f"{field}.conditions"
+        )
     for index, condition in enumerate(conditions):
         at = f"{field}.conditions[{index}]"
         if not isinstance(condition, Mapping):
@@ -73,8 +76,10 @@ def validate_filter(spec: Any, field: str, where: str) -> None:
             raise ValidationFailed(f"{where}: a condition needs a value", field=f"{at}.value")
         operator = condition.get("operator", "eq")
         if operator not in OPERATORS:
-            raise ValidationFailed(f"{where}: unknown operator {operator!r}; use one of {sorted(OPERATORS)}",
-                                   field=f"{at}.operator")
+            raise ValidationFailed(
+                f"{where}: unknown operator {operator!r}; use one of {sorted(OPERATORS)}",
+                field=f"{at}.operator",
+            )
         if operator not in UNARY_OPERATORS and "to" not in condition:
             raise ValidationFailed(f"{where}: operator {operator!r} needs 'to'", field=f"{at}.to")
         for name in ("value", "to"):

@@ -46,11 +46,21 @@ class TriggerType:
     DATA_RECORD_DELETED = "data-record-deleted-trigger"
 
 
-TRIGGER_TYPES = frozenset({TriggerType.API, TriggerType.SCHEDULE, TriggerType.APP_EVENT,
-                           TriggerType.DATA_RECORD_CREATED, TriggerType.DATA_RECORD_UPDATED,
-                           TriggerType.DATA_RECORD_DELETED})
-DATA_RECORD_CHANGE = {TriggerType.DATA_RECORD_CREATED: "created", TriggerType.DATA_RECORD_UPDATED: "updated",
-                      TriggerType.DATA_RECORD_DELETED: "deleted"}
+TRIGGER_TYPES = frozenset(
+    {
+        TriggerType.API,
+        TriggerType.SCHEDULE,
+        TriggerType.APP_EVENT,
+        TriggerType.DATA_RECORD_CREATED,
+        TriggerType.DATA_RECORD_UPDATED,
+        TriggerType.DATA_RECORD_DELETED,
+    }
+)
+DATA_RECORD_CHANGE = {
+    TriggerType.DATA_RECORD_CREATED: "created",
+    TriggerType.DATA_RECORD_UPDATED: "updated",
+    TriggerType.DATA_RECORD_DELETED: "deleted",
+}
 NODE_TYPES = frozenset({"run-action", "http-request", "run-python", "transform-data", "filter", "for-each"})
 
 
@@ -65,16 +75,25 @@ class Node:
     name: str | None = None
 
     def to_document(self) -> dict[str, Any]:
-        document: dict[str, Any] = {"key": self.key, "type": self.type, "config": self.config,
-                                    "onError": self.on_error}
+        document: dict[str, Any] = {
+            "key": self.key,
+            "type": self.type,
+            "config": self.config,
+            "onError": self.on_error,
+        }
         if self.name:
             document["name"] = self.name
         return document
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Node:
-        return cls(key=document["key"], type=document["type"], config=dict(document.get("config") or {}),
-                   on_error=document.get("onError", "stop"), name=document.get("name"))
+        return cls(
+            key=document["key"],
+            type=document["type"],
+            config=dict(document.get("config") or {}),
+            on_error=document.get("onError", "stop"),
+            name=document.get("name"),
+        )
 
 
 @dataclass(frozen=True)
@@ -138,15 +157,20 @@ class FlowDefinition:
         return ordered
 
     def to_document(self) -> dict[str, Any]:
-        return {"trigger": self.trigger.to_document(), "nodes": [n.to_document() for n in self.nodes],
-                "links": [link.to_document() for link in self.links]}
+        return {
+            "trigger": self.trigger.to_document(),
+            "nodes": [n.to_document() for n in self.nodes],
+            "links": [link.to_document() for link in self.links],
+        }
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> FlowDefinition:
         """Rebuild a stored (already validated) definition."""
-        return cls(trigger=Node.from_document(document["trigger"]),
-                   nodes=tuple(Node.from_document(n) for n in document.get("nodes") or []),
-                   links=tuple(Link.from_document(link) for link in document.get("links") or []))
+        return cls(
+            trigger=Node.from_document(document["trigger"]),
+            nodes=tuple(Node.from_document(n) for n in document.get("nodes") or []),
+            links=tuple(Link.from_document(link) for link in document.get("links") or []),
+        )
 
 
 def parse_definition(body: Mapping[str, Any]) -> FlowDefinition:
@@ -178,7 +202,9 @@ def parse_definition(body: Mapping[str, Any]) -> FlowDefinition:
 def _key_of(raw: Mapping[str, Any], at: str, default: str | None = None) -> str:
     key = raw.get("key", default)
     if not isinstance(key, str) or not KEY_PATTERN.match(key):
-        raise ValidationFailed(f"{at}: key is required: 1-64 letters, digits, '_', '-', '.'", field=f"{at}.key")
+        raise ValidationFailed(
+            f"{at}: key is required: 1-64 letters, digits, '_', '-', '.'", field=f"{at}.key"
+        )
     return key
 
 
@@ -188,8 +214,10 @@ def _parse_trigger(raw: Any) -> Node:
     key = _key_of(raw, "trigger", "trigger")
     kind = raw.get("type")
     if kind not in TRIGGER_TYPES:
-        raise ValidationFailed(f"trigger {key!r}: unknown trigger type {kind!r}; use one of {sorted(TRIGGER_TYPES)}",
-                               field="trigger.type")
+        raise ValidationFailed(
+            f"trigger {key!r}: unknown trigger type {kind!r}; use one of {sorted(TRIGGER_TYPES)}",
+            field="trigger.type",
+        )
     config = raw.get("config") or {}
     if not isinstance(config, Mapping):
         raise ValidationFailed(f"trigger {key!r}: config must be an object", field="trigger.config")
@@ -197,26 +225,35 @@ def _parse_trigger(raw: Any) -> Node:
     if kind == TriggerType.SCHEDULE:
         cron = config.get("cron")
         if not isinstance(cron, str) or not croniter.is_valid(cron):
-            raise ValidationFailed(f"{where}: cron is not a valid cron expression: {cron!r}",
-                                   field="trigger.config.cron")
+            raise ValidationFailed(
+                f"{where}: cron is not a valid cron expression: {cron!r}", field="trigger.config.cron"
+            )
         try:
             ZoneInfo(str(config.get("timezone") or "UTC"))
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationFailed(f"{where}: unknown timezone {config.get('timezone')!r}",
-                                   field="trigger.config.timezone")
+            raise ValidationFailed(
+                f"{where}: unknown timezone {config.get('timezone')!r}", field="trigger.config.timezone"
+            )
         if config.get("overlap", "skip") not in ("skip", "allow"):
-            raise ValidationFailed(f"{where}: overlap must be 'skip' (the default) or 'allow'",
-                                   field="trigger.config.overlap")
+            raise ValidationFailed(
+                f"{where}: overlap must be 'skip' (the default) or 'allow'", field="trigger.config.overlap"
+            )
     elif kind == TriggerType.APP_EVENT:
         _require_str(config, "eventType", where, "trigger.config")
     elif kind in DATA_RECORD_CHANGE:
         _require_str(config, "dataSource", where, "trigger.config")
         events = config.get("webhookEvents", [])
         if not isinstance(events, list) or not all(isinstance(e, str) and e for e in events):
-            raise ValidationFailed(f"{where}: webhookEvents must be a list of event type names",
-                                   field="trigger.config.webhookEvents")
-    elif kind == TriggerType.API and "inputSchema" in config and not isinstance(config["inputSchema"], Mapping):
-        raise ValidationFailed(f"{where}: inputSchema must be a JSON schema object", field="trigger.config.inputSchema")
+            raise ValidationFailed(
+                f"{where}: webhookEvents must be a list of event type names",
+                field="trigger.config.webhookEvents",
+            )
+    elif (
+        kind == TriggerType.API and "inputSchema" in config and not isinstance(config["inputSchema"], Mapping)
+    ):
+        raise ValidationFailed(
+            f"{where}: inputSchema must be a JSON schema object", field="trigger.config.inputSchema"
+        )
     return Node(key=key, type=kind, config=dict(config), name=raw.get("name"))
 
 
@@ -242,8 +279,9 @@ def _parse_node(raw: Any, at: str) -> Node:
     where = f"node {key!r}"
     kind = raw.get("type")
     if kind not in NODE_TYPES:
-        raise ValidationFailed(f"{where}: unknown node type {kind!r}; use one of {sorted(NODE_TYPES)}",
-                               field=f"{at}.type")
+        raise ValidationFailed(
+            f"{where}: unknown node type {kind!r}; use one of {sorted(NODE_TYPES)}", field=f"{at}.type"
+        )
     on_error = raw.get("onError", "stop")
     if on_error not in ON_ERROR:
         raise ValidationFailed(f"{where}: onError must be 'stop' or 'continue'", field=f"{at}.onError")
@@ -276,22 +314,30 @@ def _check_run_python(config: Mapping[str, Any], where: str, at: str) -> None:
     if len(code.encode()) > MAX_CODE_BYTES:
         raise ValidationFailed(f"{where}: code is larger than {MAX_CODE_BYTES} bytes", field=f"{at}.code")
     timeout = config.get("timeoutSeconds")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                or not 0 < timeout <= MAX_CODE_TIMEOUT_SECONDS):
-        raise ValidationFailed(f"{where}: timeoutSeconds must be a number in (0, {MAX_CODE_TIMEOUT_SECONDS}]",
-                               field=f"{at}.timeoutSeconds")
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_CODE_TIMEOUT_SECONDS
+    ):
+        raise ValidationFailed(
+            f"{where}: timeoutSeconds must be a number in (0, {MAX_CODE_TIMEOUT_SECONDS}]",
+            field=f"{at}.timeoutSeconds",
+        )
     try:
         # Parsing only: the code never runs here (only in the custom code runner).
         ast.parse(code)
     except SyntaxError as error:
-        raise ValidationFailed(f"{where}: code does not parse (line {error.lineno}): {error.msg}", field=f"{at}.code")
+        raise ValidationFailed(
+            f"{where}: code does not parse (line {error.lineno}): {error.msg}", field=f"{at}.code"
+        )
 
 
 def _check_transform(config: Mapping[str, Any], where: str, at: str) -> None:
     mapping = config.get("mapping")
     if not isinstance(mapping, Mapping) or not mapping:
-        raise ValidationFailed(f"{where}: mapping is required (an object of output field -> template)",
-                               field=f"{at}.mapping")
+        raise ValidationFailed(
+            f"{where}: mapping is required (an object of output field -> template)", field=f"{at}.mapping"
+        )
     _check_templates(mapping, where, f"{at}.mapping")
     if not isinstance(config.get("defaults", {}), Mapping):
         raise ValidationFailed(f"{where}: defaults must be an object", field=f"{at}.defaults")
@@ -305,9 +351,14 @@ def _check_for_each(config: Mapping[str, Any], where: str, at: str) -> None:
     _check_templates(_require_str(config, "items", where, at), where, f"{at}.items")
 
 
-_CONFIG_CHECKS = {"run-action": _check_run_action, "http-request": _check_http_request,
-                  "run-python": _check_run_python, "transform-data": _check_transform,
-                  "filter": _check_filter, "for-each": _check_for_each}
+_CONFIG_CHECKS = {
+    "run-action": _check_run_action,
+    "http-request": _check_http_request,
+    "run-python": _check_run_python,
+    "transform-data": _check_transform,
+    "filter": _check_filter,
+    "for-each": _check_for_each,
+}
 
 
 def _parse_links(raw_links: Any, keys: set[str], trigger_key: str) -> list[Link]:
@@ -321,16 +372,22 @@ def _parse_links(raw_links: Any, keys: set[str], trigger_key: str) -> list[Link]
             raise ValidationFailed(f"{at}: a link must be an object with from and to", field=at)
         for end in ("from", "to"):
             if raw.get(end) not in keys:
-                raise ValidationFailed(f"{at}: dangling link: {end} {raw.get(end)!r} is not a node of this flow",
-                                       field=f"{at}.{end}")
+                raise ValidationFailed(
+                    f"{at}: dangling link: {end} {raw.get(end)!r} is not a node of this flow",
+                    field=f"{at}.{end}",
+                )
         if raw["to"] == trigger_key:
             raise ValidationFailed(f"{at}: nothing may link into the trigger", field=f"{at}.to")
         if raw["from"] == raw["to"]:
-            raise ValidationFailed(f"node {raw['from']!r}: a link from a node to itself is a cycle", field=f"{at}.to")
+            raise ValidationFailed(
+                f"node {raw['from']!r}: a link from a node to itself is a cycle", field=f"{at}.to"
+            )
         if (raw["from"], raw["to"]) in pairs:
             raise ValidationFailed(f"{at}: duplicate link {raw['from']} -> {raw['to']}", field=at)
         pairs.add((raw["from"], raw["to"]))
         if raw.get("filter") is not None:
             validate_filter(raw["filter"], f"{at}.filter", f"link {raw['from']} -> {raw['to']}")
-        links.append(Link(raw["from"], raw["to"], dict(raw["filter"]) if raw.get("filter") is not None else None))
+        links.append(
+            Link(raw["from"], raw["to"], dict(raw["filter"]) if raw.get("filter") is not None else None)
+        )
     return links

@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import DuplicateKeyError
 
@@ -31,6 +31,9 @@ from engine.jobs import service as jobs
 from engine.jobs.model import Job
 from engine.jobs.registry import job_handler
 from engine.services import Services
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
 from engine.store import connections as connections_store
 from engine.store import data_sources as data_sources_store
 from engine.store import events as events_store
@@ -105,9 +108,17 @@ def requeue_pending_events(services: Services, *, older_than_seconds: float = PE
 
 
 def receive_webhook(
-    services: Services, integration_key: str, connection_id: str, raw: bytes, headers: Mapping[str, str]
+    services: Services,
+    integration_key: str,
+    connection_id: str,
+    raw: bytes,
+    headers: Mapping[str, str] | Headers,
 ) -> dict[str, Any]:
-    """Store a webhook delivery for the connection and queue its processing."""
+    """Store a webhook delivery for the connection and queue its processing.
+
+    headers: the request's (werkzeug's Headers match names case-insensitively, which the
+    event-type headers need: a sender's `X-GitHub-Event` arrives as `X-Github-Event`).
+    """
     body = _parse_body(raw)
     connection = connections_store.find_by_id(services.db, connection_id)
     if connection is None or connection.get("integrationKey") != integration_key:

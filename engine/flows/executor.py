@@ -147,8 +147,11 @@ def execute_flow(definition: FlowDefinition, trigger_input: Any, env: FlowRunEnv
         run = _run_node(node, inputs, env)
         statuses[key] = run.status
         _route(definition, node, run.outputs, pending, env)
-    return {"nodes": statuses, "failedNodes": [k for k, s in statuses.items() if s == "failed"],
-            "durationMs": round((time.monotonic() - started) * 1000, 1)}
+    return {
+        "nodes": statuses,
+        "failedNodes": [k for k, s in statuses.items() if s == "failed"],
+        "durationMs": round((time.monotonic() - started) * 1000, 1),
+    }
 
 
 def _run_node(node: Node, inputs: list[Any], env: FlowRunEnvironment) -> NodeRun:
@@ -200,13 +203,22 @@ def _finish(run: NodeRun, env: FlowRunEnvironment, status: str) -> None:
     env.recorder.finished(run)
 
 
-def _route(definition: FlowDefinition, node: Node, outputs: list[Any], pending: dict[str, list[Any]],
-           env: FlowRunEnvironment) -> None:
+def _route(
+    definition: FlowDefinition,
+    node: Node,
+    outputs: list[Any],
+    pending: dict[str, list[Any]],
+    env: FlowRunEnvironment,
+) -> None:
     for link in definition.outgoing(node.key):
         for output in outputs:
             if link.filter is None:
                 pending[link.target].append(output)
                 continue
-            context = {"input": output, "parameters": dict(env.parameters), "connection": dict(env.connection)}
+            context = {
+                "input": output,
+                "parameters": dict(env.parameters),
+                "connection": dict(env.connection),
+            }
             if filter_passes(link.filter, context):
                 pending[link.target].append(output)

@@ -69,9 +69,13 @@ def for_each(node: Node, value: Any, ctx: NodeContext) -> list[Any]:
     """One output per item of the list `items` renders to."""
     items = _render(node.config["items"], node, ctx, value, "items")
     if not isinstance(items, list):
-        raise NodeFailed(f"config.items must render to a list, got {type(items).__name__}", type="invalid_items")
+        raise NodeFailed(
+            f"config.items must render to a list, got {type(items).__name__}", type="invalid_items"
+        )
     if len(items) > MAX_FOR_EACH_ITEMS:
-        raise NodeFailed(f"config.items has {len(items)} items, above {MAX_FOR_EACH_ITEMS}", type="too_many_items")
+        raise NodeFailed(
+            f"config.items has {len(items)} items, above {MAX_FOR_EACH_ITEMS}", type="too_many_items"
+        )
     ctx.log(f"{len(items)} items")
     return list(items)
 
@@ -91,20 +95,30 @@ def http_request(node: Node, value: Any, ctx: NodeContext) -> list[Any]:
     config = node.config
     method = str(config.get("method", "GET")).upper()
     url = _render(config["url"], node, ctx, value, "url")
-    headers = {k: str(v) for k, v in (_render(config.get("headers") or {}, node, ctx, value, "headers")).items()}
+    headers = {
+        k: str(v) for k, v in (_render(config.get("headers") or {}, node, ctx, value, "headers")).items()
+    }
     query = _render(config.get("query") or {}, node, ctx, value, "query")
     body = _render(config["body"], node, ctx, value, "body") if config.get("body") is not None else None
     started = time.monotonic()
     try:
-        response = _http_session().request(method, url, headers=headers, params=query,
-                                           json=body, timeout=HTTP_REQUEST_TIMEOUT_SECONDS, stream=True)
+        response = _http_session().request(
+            method,
+            url,
+            headers=headers,
+            params=query,
+            json=body,
+            timeout=HTTP_REQUEST_TIMEOUT_SECONDS,
+            stream=True,
+        )
         content = response.raw.read(MAX_NODE_OUTPUT_BYTES + 1, decode_content=True)
     except requests.RequestException as error:
         raise NodeFailed(f"{method} {url} failed: {error}", type="http_error")
     ctx.log(f"{method} {url} -> {response.status_code} in {(time.monotonic() - started) * 1000:.0f} ms")
     if len(content) > MAX_NODE_OUTPUT_BYTES:
-        raise NodeFailed(f"the response of {method} {url} is larger than the node output limit",
-                         type="output_too_large")
+        raise NodeFailed(
+            f"the response of {method} {url} is larger than the node output limit", type="output_too_large"
+        )
     text = content.decode(response.encoding or "utf-8", errors="replace")
     try:
         parsed: Any = json.loads(text) if text else None
@@ -123,7 +137,9 @@ def _runner(uri: str):
 
     client = _runner_clients.get(uri)
     if client is None:
-        client = _runner_clients[uri] = SandboxClient(uri, CUSTOM_CODE_TIMEOUT_SECONDS + RUNNER_HTTP_GRACE_SECONDS)
+        client = _runner_clients[uri] = SandboxClient(
+            uri, CUSTOM_CODE_TIMEOUT_SECONDS + RUNNER_HTTP_GRACE_SECONDS
+        )
     return client
 
 
@@ -140,7 +156,9 @@ def run_python(node: Node, value: Any, ctx: NodeContext) -> list[Any]:
     deadline = time.monotonic() + RUNNER_BUSY_WAIT_SECONDS
     while True:
         try:
-            result = client.run_job(node.config["code"], value, connection=dict(ctx.connection), limits=limits)
+            result = client.run_job(
+                node.config["code"], value, connection=dict(ctx.connection), limits=limits
+            )
             break
         except RunnerBusy as busy:
             if time.monotonic() + busy.retry_after_seconds > deadline:
@@ -153,10 +171,12 @@ def run_python(node: Node, value: Any, ctx: NodeContext) -> list[Any]:
     for line in (result.logs or "").splitlines():
         ctx.log(line)
     if not result.ok:
-        error = result.error
-        where = f" (line {error.line})" if error and error.line else ""
-        raise NodeFailed(f"{error.message if error else 'failed'}{where}",
-                         type=error.type if error else "custom_code_error")
+        code_error = result.error
+        where = f" (line {code_error.line})" if code_error and code_error.line else ""
+        raise NodeFailed(
+            f"{code_error.message if code_error else 'failed'}{where}",
+            type=code_error.type if code_error else "custom_code_error",
+        )
     return [result.result]
 
 

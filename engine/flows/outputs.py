@@ -33,8 +33,11 @@ def check_output(node: Node, output: Any) -> None:
     except (TypeError, ValueError) as error:
         raise NodeFailed(f"node output is not JSON-serialisable: {error}", type="invalid_output")
     if size > MAX_NODE_OUTPUT_BYTES:
-        raise NodeFailed(f"node output is {size / 1024 / 1024:.1f} MB, above the "
-                         f"{MAX_NODE_OUTPUT_BYTES // 1024 // 1024} MB limit per output", type="output_too_large")
+        raise NodeFailed(
+            f"node output is {size / 1024 / 1024:.1f} MB, above the "
+            f"{MAX_NODE_OUTPUT_BYTES // 1024 // 1024} MB limit per output",
+            type="output_too_large",
+        )
 
 
 def pack(services: Services, run_id: str, node_key: str, outputs: list[Any]) -> dict[str, Any]:
@@ -44,8 +47,11 @@ def pack(services: Services, run_id: str, node_key: str, outputs: list[Any]) -> 
         return {"outputs": outputs, "outputCount": len(outputs), "outputBytes": len(data)}
     key = f"{BLOB_PREFIX}{run_id}/{node_key}.json"
     services.blobs.put(services.blobs.buckets.tmp, key, data, content_type="application/json")
-    return {"outputsRef": {"bucket": services.blobs.buckets.tmp, "key": key},
-            "outputCount": len(outputs), "outputBytes": len(data)}
+    return {
+        "outputsRef": {"bucket": services.blobs.buckets.tmp, "key": key},
+        "outputCount": len(outputs),
+        "outputBytes": len(data),
+    }
 
 
 def unpack(services: Services, document: dict[str, Any]) -> list[Any]:

@@ -59,21 +59,40 @@ class FlowRunError(Exception):
 
 # --- queueing ------------------------------------------------------------------------------
 
-def enqueue_flow_run(services: Services, instance: FlowInstance, trigger_input: Any, *, launched_by: str,
-                     event_id: str | None = None, job_id: str | None = None) -> Job:
+
+def enqueue_flow_run(
+    services: Services,
+    instance: FlowInstance,
+    trigger_input: Any,
+    *,
+    launched_by: str,
+    event_id: str | None = None,
+    job_id: str | None = None,
+) -> Job:
     """Queue one run of the instance's flow with this trigger input (429 beyond the queue size)."""
     size = len(outputs.encode(trigger_input))
     if size > MAX_RUN_INPUT_BYTES:
         raise PayloadTooLarge(f"the run input is {size} bytes, above {MAX_RUN_INPUT_BYTES}", field="input")
     # The instance's parameters travel with the run: a run uses the parameters of when it was queued,
     # and the worker saves a read.
-    payload = {"flowId": instance.flow_id, "flowInstanceId": instance.id, "input": trigger_input,
-               "parameters": instance.parameters}
+    payload = {
+        "flowId": instance.flow_id,
+        "flowInstanceId": instance.id,
+        "input": trigger_input,
+        "parameters": instance.parameters,
+    }
     if event_id:
         payload["eventId"] = event_id
-    return jobs.enqueue_job(services, kind=FLOW_RUN_KIND, workspace_id=instance.workspace_id,
-                            customer_id=instance.customer_id, connection_id=instance.connection_id,
-                            payload=payload, launched_by=launched_by, job_id=job_id or new_id("frun"))
+    return jobs.enqueue_job(
+        services,
+        kind=FLOW_RUN_KIND,
+        workspace_id=instance.workspace_id,
+        customer_id=instance.customer_id or "",
+        connection_id=instance.connection_id,
+        payload=payload,
+        launched_by=launched_by,
+        job_id=job_id or new_id("frun"),
+    )
 
 
 def run_instance(services: Services, instance: FlowInstance, trigger_input: Any) -> Job:
@@ -88,15 +107,20 @@ def run_instance(services: Services, instance: FlowInstance, trigger_input: Any)
         raise Conflict(f"this flow starts on {trigger.type}, not api-trigger")
     schema = trigger.config.get("inputSchema")
     if schema:
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(trigger_input))
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(schema).iter_errors(trigger_input)
+        )
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path)
-            raise ValidationFailed(f"input{'.' + where if where else ''}: {error.message}",
-                                   field=f"input.{where}" if where else "input")
+            raise ValidationFailed(
+                f"input{'.' + where if where else ''}: {error.message}",
+                field=f"input.{where}" if where else "input",
+            )
     return enqueue_flow_run(services, instance, trigger_input, launched_by="api")
 
 
 # --- execution (in the queued worker) ------------------------------------------------------
+
 
 class MongoNodeRecorder:
     """Writes node runs as they start and finish (upserts by _id: one fast write each)."""
@@ -107,18 +131,31 @@ class MongoNodeRecorder:
         self.written: set[str] = set()
 
     def _document(self, run: NodeRun) -> dict[str, Any]:
-        return {"_id": node_runs_store.node_run_id(self.run_id, run.key), "runId": self.run_id,
-                "nodeKey": run.key, "nodeType": run.type, "status": run.status, "invocations": run.invocations,
-                "startedAt": run.started_at, "finishedAt": run.finished_at}
+        return {
+            "_id": node_runs_store.node_run_id(self.run_id, run.key),
+            "runId": self.run_id,
+            "nodeKey": run.key,
+            "nodeType": run.type,
+            "status": run.status,
+            "invocations": run.invocations,
+            "startedAt": run.started_at,
+            "finishedAt": run.finished_at,
+        }
 
     def started(self, run: NodeRun) -> None:
-        node_runs_store.save(self.services.db, {**self._document(run), "outputs": [], "outputCount": 0,
-                                                "logs": [], "errors": []})
+        node_runs_store.save(
+            self.services.db,
+            {**self._document(run), "outputs": [], "outputCount": 0, "logs": [], "errors": []},
+        )
         self.written.add(run.key)
 
     def finished(self, run: NodeRun) -> None:
-        document = {**self._document(run), **outputs.pack(self.services, self.run_id, run.key, run.outputs),
-                    "logs": run.logs, "errors": run.errors}
+        document = {
+            **self._document(run),
+            **outputs.pack(self.services, self.run_id, run.key, run.outputs),
+            "logs": run.logs,
+            "errors": run.errors,
+        }
         if run.key in self.written:
             fields = {k: v for k, v in document.items() if k != "_id"}
             if "outputsRef" in document:
@@ -138,7 +175,9 @@ def run_flow_job(job: Job, ctx: Any) -> dict[str, Any] | None:
     if "parameters" in payload:
         parameters = payload["parameters"] or {}
     else:
-        parameters = (instances_store.find_by_id(services.db, payload["flowInstanceId"]) or {}).get("parameters") or {}
+        parameters = (instances_store.find_by_id(services.db, payload["flowInstanceId"]) or {}).get(
+            "parameters"
+        ) or {}
     connection = None
     if flow.needs_connection and job.connection_id:
         connection_document = connections_store.find_by_id(services.db, job.connection_id)
@@ -151,7 +190,8 @@ def run_flow_job(job: Job, ctx: Any) -> dict[str, Any] | None:
         recorder=MongoNodeRecorder(services, job.id),
         parameters=parameters,
         connection=_template_connection(services, connection, flow.mentions_connection)
-        if connection else {"id": job.connection_id},
+        if connection
+        else {"id": job.connection_id},
         should_stop=ctx.should_stop,
         check_output=outputs.check_output,
         extra={"services": services, "workspace_id": job.workspace_id, "connection": connection, "job": job},
@@ -188,7 +228,9 @@ def _cached_flow(services: Services, flow_id: str) -> _RunnableFlow:
         raise FlowRunError({"type": "flow_deleted", "message": f"flow {flow_id} no longer exists"})
     definition = FlowDefinition.from_document(document)
     mentions = "connection" in json.dumps([document.get("nodes"), document.get("links")], default=str)
-    flow = _RunnableFlow(definition, mentions or any(n.type == "run-action" for n in definition.nodes), mentions)
+    flow = _RunnableFlow(
+        definition, mentions or any(n.type == "run-action" for n in definition.nodes), mentions
+    )
     if len(_flow_cache) > FLOW_CACHE_MAX_ENTRIES:
         _flow_cache.clear()
     _flow_cache[key] = (time.monotonic() + FLOW_CACHE_SECONDS, flow)
@@ -198,8 +240,11 @@ def _cached_flow(services: Services, flow_id: str) -> _RunnableFlow:
 def _template_connection(services: Services, connection: Connection, mentioned: bool) -> dict[str, Any]:
     """`{{ connection.x }}` in templates and `ctx.connection` in run-python: the connection's
     non-secret fields. Decrypting costs a few reads, so only flows that mention it pay for it."""
-    fields: dict[str, Any] = {"id": connection.id, "name": connection.name,
-                              "integrationKey": connection.integration_key}
+    fields: dict[str, Any] = {
+        "id": connection.id,
+        "name": connection.name,
+        "integrationKey": connection.integration_key,
+    }
     if mentioned:
         try:
             fields.update(bind(services, connection).public_fields())
@@ -210,9 +255,14 @@ def _template_connection(services: Services, connection: Connection, mentioned: 
 
 # --- reading -------------------------------------------------------------------------------
 
+
 def _visible(job: Job | None, principal: Principal) -> bool:
-    return (job is not None and job.kind == FLOW_RUN_KIND and job.workspace_id == principal.workspace_id
-            and (principal.role is not Role.CUSTOMER or job.customer_id == principal.customer_id))
+    return (
+        job is not None
+        and job.kind == FLOW_RUN_KIND
+        and job.workspace_id == principal.workspace_id
+        and (principal.role is not Role.CUSTOMER or job.customer_id == principal.customer_id)
+    )
 
 
 def get_run(services: Services, principal: Principal, run_id: str) -> Job:
@@ -226,11 +276,20 @@ def to_public(services: Services, job: Job, *, with_nodes: bool = True) -> dict[
     """A flow run as the API shows it."""
     state = job.state.value if isinstance(job.state, JobState) else str(job.state)
     public: dict[str, Any] = {
-        "id": job.id, "flowId": job.payload.get("flowId"), "flowInstanceId": job.payload.get("flowInstanceId"),
-        "connectionId": job.connection_id, "customerId": job.customer_id, "state": state,
-        "launchedBy": job.launched_by, "input": job.payload.get("input"), "result": job.result,
-        "error": job.error, "attempts": job.attempts, "createdAt": iso(job.created_at),
-        "startedAt": iso(job.started_at), "finishedAt": iso(job.finished_at),
+        "id": job.id,
+        "flowId": job.payload.get("flowId"),
+        "flowInstanceId": job.payload.get("flowInstanceId"),
+        "connectionId": job.connection_id,
+        "customerId": job.customer_id,
+        "state": state,
+        "launchedBy": job.launched_by,
+        "input": job.payload.get("input"),
+        "result": job.result,
+        "error": job.error,
+        "attempts": job.attempts,
+        "createdAt": iso(job.created_at),
+        "startedAt": iso(job.started_at),
+        "finishedAt": iso(job.finished_at),
     }
     if job.payload.get("eventId"):
         public["eventId"] = job.payload["eventId"]
@@ -244,10 +303,16 @@ def to_public(services: Services, job: Job, *, with_nodes: bool = True) -> dict[
 
 
 def _node_summary(document: Mapping[str, Any]) -> dict[str, Any]:
-    return {"key": document["nodeKey"], "type": document.get("nodeType"), "status": document["status"],
-            "invocations": document.get("invocations", 0), "outputCount": document.get("outputCount", 0),
-            "errors": document.get("errors") or [], "startedAt": iso(document.get("startedAt")),
-            "finishedAt": iso(document.get("finishedAt"))}
+    return {
+        "key": document["nodeKey"],
+        "type": document.get("nodeType"),
+        "status": document["status"],
+        "invocations": document.get("invocations", 0),
+        "outputCount": document.get("outputCount", 0),
+        "errors": document.get("errors") or [],
+        "startedAt": iso(document.get("startedAt")),
+        "finishedAt": iso(document.get("finishedAt")),
+    }
 
 
 def get_node_run(services: Services, principal: Principal, run_id: str, node_key: str) -> dict[str, Any]:
@@ -258,20 +323,42 @@ def get_node_run(services: Services, principal: Principal, run_id: str, node_key
         if job.state in (JobState.QUEUED, JobState.RUNNING):
             return {"key": node_key, "status": "pending", "outputs": [], "logs": []}
         raise NotFound(f"flow run {run_id} has no node {node_key!r}")
-    return {**_node_summary(document), "outputs": outputs.unpack(services, document),
-            "outputBytes": document.get("outputBytes", 0), "logs": document.get("logs") or []}
+    return {
+        **_node_summary(document),
+        "outputs": outputs.unpack(services, document),
+        "outputBytes": document.get("outputBytes", 0),
+        "logs": document.get("logs") or [],
+    }
 
 
-def list_runs(services: Services, principal: Principal, *, flow_instance_id: str | None, state: str | None,
-              created_from: datetime | None, created_to: datetime | None, cursor: str | None, limit: int) -> Page:
+def list_runs(
+    services: Services,
+    principal: Principal,
+    *,
+    flow_instance_id: str | None,
+    state: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> Page:
     """Runs of the workspace (customers: their own), newest first, filtered."""
     customer_id = principal.customer_id if principal.role is Role.CUSTOMER else None
     extra: dict[str, Any] = {}
     if flow_instance_id:
         extra["payload_filter"] = {"flowInstanceId": flow_instance_id}
-    items, next_cursor = jobs.list_jobs(services, workspace_id=principal.workspace_id or "", customer_id=customer_id,
-                                        kind=FLOW_RUN_KIND, state=state, created_from=created_from,
-                                        created_to=created_to, cursor=cursor, limit=limit, **extra)
+    items, next_cursor = jobs.list_jobs(
+        services,
+        workspace_id=principal.workspace_id or "",
+        customer_id=customer_id,
+        kind=FLOW_RUN_KIND,
+        state=state,
+        created_from=created_from,
+        created_to=created_to,
+        cursor=cursor,
+        limit=limit,
+        **extra,
+    )
     return Page(items, next_cursor)
 
 

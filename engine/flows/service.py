@@ -38,17 +38,39 @@ class Flow:
 
     @classmethod
     def from_document(cls, d: Mapping[str, Any]) -> Flow:
-        return cls(d["_id"], d["workspaceId"], d["key"], d.get("name") or d["key"],
-                   FlowDefinition.from_document(d), d["createdAt"], d["updatedAt"], d.get("version", 1))
+        return cls(
+            d["_id"],
+            d["workspaceId"],
+            d["key"],
+            d.get("name") or d["key"],
+            FlowDefinition.from_document(d),
+            d["createdAt"],
+            d["updatedAt"],
+            d.get("version", 1),
+        )
 
     def to_document(self) -> dict[str, Any]:
-        return {"_id": self.id, "workspaceId": self.workspace_id, "key": self.key, "name": self.name,
-                **self.definition.to_document(), "createdAt": self.created_at, "updatedAt": self.updated_at,
-                "version": self.version}
+        return {
+            "_id": self.id,
+            "workspaceId": self.workspace_id,
+            "key": self.key,
+            "name": self.name,
+            **self.definition.to_document(),
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "version": self.version,
+        }
 
     def to_public(self) -> dict[str, Any]:
-        return {"id": self.id, "key": self.key, "name": self.name, **self.definition.to_document(),
-                "version": self.version, "createdAt": iso(self.created_at), "updatedAt": iso(self.updated_at)}
+        return {
+            "id": self.id,
+            "key": self.key,
+            "name": self.name,
+            **self.definition.to_document(),
+            "version": self.version,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+        }
 
 
 @dataclass(frozen=True)
@@ -71,28 +93,61 @@ class FlowInstance:
     @classmethod
     def from_document(cls, d: Mapping[str, Any]) -> FlowInstance:
         trigger = {k: d.get(k) for k in _TRIGGER_FIELDS if d.get(k) is not None}
-        return cls(d["_id"], d["workspaceId"], d["flowId"], d["connectionId"], d.get("customerId"),
-                   bool(d.get("enabled")), dict(d.get("parameters") or {}), trigger,
-                   d.get("createdAt"), d.get("updatedAt"))
+        return cls(
+            d["_id"],
+            d["workspaceId"],
+            d["flowId"],
+            d["connectionId"],
+            d.get("customerId"),
+            bool(d.get("enabled")),
+            dict(d.get("parameters") or {}),
+            trigger,
+            d.get("createdAt"),
+            d.get("updatedAt"),
+        )
 
     def to_document(self) -> dict[str, Any]:
-        return {"_id": self.id, "workspaceId": self.workspace_id, "flowId": self.flow_id,
-                "connectionId": self.connection_id, "customerId": self.customer_id, "enabled": self.enabled,
-                "parameters": self.parameters, **_trigger_defaults(), **self.trigger,
-                "createdAt": self.created_at, "updatedAt": self.updated_at}
+        return {
+            "_id": self.id,
+            "workspaceId": self.workspace_id,
+            "flowId": self.flow_id,
+            "connectionId": self.connection_id,
+            "customerId": self.customer_id,
+            "enabled": self.enabled,
+            "parameters": self.parameters,
+            **_trigger_defaults(),
+            **self.trigger,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
 
     def to_public(self) -> dict[str, Any]:
-        public = {"id": self.id, "flowId": self.flow_id, "connectionId": self.connection_id,
-                  "customerId": self.customer_id, "enabled": self.enabled, "parameters": self.parameters,
-                  "triggerType": self.trigger.get("triggerType"),
-                  "createdAt": iso(self.created_at), "updatedAt": iso(self.updated_at)}
+        public = {
+            "id": self.id,
+            "flowId": self.flow_id,
+            "connectionId": self.connection_id,
+            "customerId": self.customer_id,
+            "enabled": self.enabled,
+            "parameters": self.parameters,
+            "triggerType": self.trigger.get("triggerType"),
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+        }
         if self.trigger.get("schedule"):
             public["schedule"] = self.trigger["schedule"]
             public["nextRunAt"] = iso(self.trigger.get("nextRunAt"))
         return public
 
 
-_TRIGGER_FIELDS = ("triggerType", "eventType", "dataSource", "dataChange", "webhookEvents", "schedule", "nextRunAt")
+_TRIGGER_FIELDS = (
+    "triggerType",
+    "eventType",
+    "dataSource",
+    "dataChange",
+    "webhookEvents",
+    "schedule",
+    "nextRunAt",
+)
 
 
 def _trigger_defaults() -> dict[str, Any]:
@@ -112,8 +167,11 @@ def trigger_fields(definition: FlowDefinition, enabled: bool) -> dict[str, Any]:
     trigger = definition.trigger
     fields: dict[str, Any] = {"triggerType": trigger.type}
     if trigger.type == TriggerType.SCHEDULE:
-        schedule = {"cron": trigger.config["cron"], "timezone": trigger.config.get("timezone") or "UTC",
-                    "overlap": trigger.config.get("overlap") or "skip"}
+        schedule = {
+            "cron": trigger.config["cron"],
+            "timezone": trigger.config.get("timezone") or "UTC",
+            "overlap": trigger.config.get("overlap") or "skip",
+        }
         fields["schedule"] = schedule
         fields["nextRunAt"] = next_run_at(schedule) if enabled else None
     elif trigger.type == TriggerType.APP_EVENT:
@@ -126,6 +184,7 @@ def trigger_fields(definition: FlowDefinition, enabled: bool) -> dict[str, Any]:
 
 
 # --- flows ---------------------------------------------------------------------------------
+
 
 def _flow_header(body: Mapping[str, Any], current: Flow | None = None) -> tuple[str, str]:
     key = body.get("key", current.key if current else None)
@@ -167,14 +226,19 @@ def update_flow(services: Services, workspace_id: str, id_or_key: str, body: Map
     current = get_flow(services, workspace_id, id_or_key)
     key, name = _flow_header(body, current)
     definition = parse_definition(body)
-    flow = Flow(current.id, workspace_id, key, name, definition, current.created_at, now(), current.version + 1)
+    flow = Flow(
+        current.id, workspace_id, key, name, definition, current.created_at, now(), current.version + 1
+    )
     try:
         flows_store.replace(services.db, flow.to_document())
     except flows_store.FlowExists:
         raise Conflict(f"a flow with key {key!r} already exists", field="key")
     for instance in instances_store.of_flow(services.db, flow.id):
-        fields = {**_trigger_defaults(), **trigger_fields(definition, bool(instance.get("enabled"))),
-                  "updatedAt": now()}
+        fields = {
+            **_trigger_defaults(),
+            **trigger_fields(definition, bool(instance.get("enabled"))),
+            "updatedAt": now(),
+        }
         instances_store.update(services.db, instance["_id"], fields)
     return flow
 
@@ -188,26 +252,36 @@ def delete_flow(services: Services, workspace_id: str, id_or_key: str) -> None:
 
 # --- flow instances ------------------------------------------------------------------------
 
+
 def _connection(services: Services, principal: Principal, connection_id: str) -> Connection:
     customer_id = principal.customer_id if principal.role is Role.CUSTOMER else None
     try:
-        return get_connection(services, principal.workspace_id or "", connection_id, customer_id)
+        return get_connection(services, principal.workspace, connection_id, customer_id)
     except NotFound:
         raise NotFound(f"no connection {connection_id!r}", field="connectionId") from None
 
 
 def create_instance(services: Services, principal: Principal, body: Mapping[str, Any]) -> FlowInstance:
     """Enable a flow for one connection (a workspace admin, or the connection's customer)."""
-    flow = get_flow(services, principal.workspace_id or "", str(body.get("flowId") or body.get("flowKey") or ""))
+    flow = get_flow(services, principal.workspace, str(body.get("flowId") or body.get("flowKey") or ""))
     connection = _connection(services, principal, str(body.get("connectionId") or ""))
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         raise ValidationFailed("parameters must be an object", field="parameters")
     enabled = bool(body.get("enabled", True))
     created = now()
-    instance = FlowInstance(new_id("finst"), flow.workspace_id, flow.id, connection.id,
-                            connection.customer_id, enabled, dict(parameters),
-                            trigger_fields(flow.definition, enabled), created, created)
+    instance = FlowInstance(
+        new_id("finst"),
+        flow.workspace_id,
+        flow.id,
+        connection.id,
+        connection.customer_id,
+        enabled,
+        dict(parameters),
+        trigger_fields(flow.definition, enabled),
+        created,
+        created,
+    )
     try:
         instances_store.insert(services.db, instance.to_document())
     except instances_store.FlowInstanceExists:
@@ -218,14 +292,24 @@ def create_instance(services: Services, principal: Principal, body: Mapping[str,
 def get_instance(services: Services, principal: Principal, instance_id: str) -> FlowInstance:
     """The instance, if this principal may see it (customers: only their own)."""
     document = instances_store.find_by_id(services.db, instance_id)
-    if document is None or document["workspaceId"] != principal.workspace_id or (
-            principal.role is Role.CUSTOMER and document.get("customerId") != principal.customer_id):
+    if (
+        document is None
+        or document["workspaceId"] != principal.workspace_id
+        or (principal.role is Role.CUSTOMER and document.get("customerId") != principal.customer_id)
+    ):
         raise NotFound(f"no flow instance {instance_id}")
     return FlowInstance.from_document(document)
 
 
-def list_instances(services: Services, principal: Principal, *, flow_id: str | None, connection_id: str | None,
-                   cursor: str | None, limit: int) -> Page:
+def list_instances(
+    services: Services,
+    principal: Principal,
+    *,
+    flow_id: str | None,
+    connection_id: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page:
     query: dict[str, Any] = {"workspaceId": principal.workspace_id}
     if principal.role is Role.CUSTOMER:
         query["customerId"] = principal.customer_id
@@ -237,7 +321,9 @@ def list_instances(services: Services, principal: Principal, *, flow_id: str | N
     return page_of(documents, limit, FlowInstance.from_document)
 
 
-def update_instance(services: Services, principal: Principal, instance_id: str, body: Mapping[str, Any]) -> FlowInstance:
+def update_instance(
+    services: Services, principal: Principal, instance_id: str, body: Mapping[str, Any]
+) -> FlowInstance:
     """Change parameters and/or enabled; enabling a schedule computes its next run."""
     instance = get_instance(services, principal, instance_id)
     fields: dict[str, Any] = {"updatedAt": now()}

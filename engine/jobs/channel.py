@@ -26,8 +26,12 @@ def producer(config: Config) -> Celery:
             app = _producers.get(key)
             if app is None:
                 app = Celery("engine-producer", broker=config.broker_url, set_as_current=False)
-                app.conf.update(task_serializer="json", accept_content=["json"], broker_connection_retry=True,
-                                broker_transport_options={"socket_timeout": 10, "socket_connect_timeout": 5})
+                app.conf.update(
+                    task_serializer="json",
+                    accept_content=["json"],
+                    broker_connection_retry=True,
+                    broker_transport_options={"socket_timeout": 10, "socket_connect_timeout": 5},
+                )
                 _producers[key] = app
     return app
 

@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from engine.jobs.channel import send_execute
 from engine.jobs.model import FLOW_CLASS, PULL_CLASS, Job, JobState, limit_class
@@ -104,16 +104,48 @@ def ensure_built(services: Services, backlog: Backlog) -> bool:
         backlog.release_rebuild_lock()
 
 
-_SENT, _EMPTY, _BLOCKED, _FULL = "sent", "empty", "blocked", "full"
+_SENT, _TAKEN, _EMPTY, _BLOCKED, _FULL = "sent", "taken", "empty", "blocked", "full"
 
 
-def _try_lane(services: Services, backlog: Backlog, lane: str, workers: int) -> str:
+@dataclass(frozen=True)
+class LocalTake:
+    """Claim the first job this dispatch picks for this worker process instead of sending it a
+    message (the worker that just finished a job runs the next one without a Celery round trip)."""
+
+    worker_id: str
+    lease_seconds: float
+
+
+def _take_update(take: LocalTake, now: datetime, token: str, taken: list[str], holder: str) -> dict:
+    """Dispatch and claim in one conditional write: the fields of both (see execution.claim)."""
+    return {
+        "$set": {
+            "dispatchedAt": now,
+            "dispatchToken": token,
+            "slots": taken,
+            "slotHolder": holder,
+            "state": JobState.RUNNING.value,
+            "leaseOwner": take.worker_id,
+            "leaseExpiresAt": now + timedelta(seconds=take.lease_seconds),
+            "startedAt": now,
+        },
+        "$inc": {"attempts": 1},
+    }
+
+
+def _try_lane(
+    services: Services, backlog: Backlog, lane: str, workers: int, take: LocalTake | None
+) -> tuple[str, Job | None]:
     for _ in range(STALE_HEADS_PER_LANE):
         job_id = backlog.head(lane)
         if job_id is None:
-            return _EMPTY
+            return _EMPTY, None
         document = store.find(services.db, job_id)
-        if document is None or document["state"] != JobState.QUEUED or document.get("dispatchedAt") is not None:
+        if (
+            document is None
+            or document["state"] != JobState.QUEUED
+            or document.get("dispatchedAt") is not None
+        ):
             backlog.pop_if_head(lane, job_id)
             continue
         job = Job.from_document(document)
@@ -123,34 +155,66 @@ def _try_lane(services: Services, backlog: Backlog, lane: str, workers: int) -> 
         for claim in slot_claims(services, job, workers):
             if not store.take_slot(services.db, claim.key, holder, claim.limit):
                 store.release_slots(services.db, taken, holder)
-                return _FULL if claim.key == GLOBAL_SLOT else _BLOCKED
+                return (_FULL if claim.key == GLOBAL_SLOT else _BLOCKED), None
             taken.append(claim.key)
         now = datetime.now(UTC)
-        if not store.update_if(services.db, job.id, {"state": JobState.QUEUED.value, "dispatchedAt": None},
-                               {"$set": {"dispatchedAt": now, "dispatchToken": token, "slots": taken,
-                                         "slotHolder": holder}}):
-            # Another dispatcher (or a stop) got there first.
+        if take is not None:
+            update = _take_update(take, now, token, taken, holder)
+        else:
+            update = {
+                "$set": {"dispatchedAt": now, "dispatchToken": token, "slots": taken, "slotHolder": holder}
+            }
+        # The arbiter: only one dispatcher (or a stop) moves a queued, undispatched job on.
+        if not store.update_if(
+            services.db, job.id, {"state": JobState.QUEUED.value, "dispatchedAt": None}, update
+        ):
             store.release_slots(services.db, taken, holder)
             backlog.pop_if_head(lane, job_id)
             continue
-        backlog.pop_if_head(lane, job_id)
-        send_execute(services.config, job.id, token)
-        return _SENT
-    return _BLOCKED
+        if take is None:
+            backlog.pop_if_head(lane, job_id)
+            send_execute(services.config, job.id, token)
+            return _SENT, None
+        # The job is ours and running: hand it over whatever happens to the bookkeeping below (a
+        # lane entry left behind is dropped as stale; the queue counters are only a size limit).
+        try:
+            backlog.pop_if_head(lane, job_id)
+            store.release_queue_places(services.db, [job.lane, store.workspace_queue(job.workspace_id)])
+        except Exception as error:  # noqa: BLE001
+            log.warning("job %s taken, bookkeeping failed: %s", job.id, error)
+        fields = update["$set"]
+        return _TAKEN, Job.from_document({**document, **fields, "attempts": job.attempts + 1})
+    return _BLOCKED, None
 
 
 def dispatch(services: Services, *, max_messages: int | None = None) -> int:
     """Send messages for jobs that may start now, fairly; returns how many were sent."""
+    return _dispatch(services, max_messages, None)[0]
+
+
+def dispatch_and_take(services: Services, worker_id: str, lease_seconds: float) -> Job | None:
+    """Dispatch as `dispatch` does, but claim the first job picked for `worker_id` (running, with
+    a lease of lease_seconds) and return it instead of sending its message; None if none may start."""
+    return _dispatch(services, None, LocalTake(worker_id, lease_seconds))[1]
+
+
+def _dispatch(services: Services, max_messages: int | None, take: LocalTake | None) -> tuple[int, Job | None]:
     backlog = Backlog(services.redis)
-    ensure_built(services, backlog)
-    workers = backlog.live_workers()
+    built, workers, after = backlog.snapshot()
+    if not built:
+        ensure_built(services, backlog)
     if workers <= 0:
-        return 0
+        return 0, None
     sent = 0
-    after = backlog.rotation()
+    taken_job: Job | None = None
     looked = 0
     # An upper bound of the free worker slots (other dispatchers may take some: take_slot decides).
-    free = workers - len(store.slot_holders(services.db, GLOBAL_SLOT))
+    # A lone worker taking its own next job needs no count: it is the one slot, take_slot decides.
+    free = (
+        1
+        if take is not None and workers == 1
+        else workers - len(store.slot_holders(services.db, GLOBAL_SLOT))
+    )
     while looked < MAX_LANES_PER_DISPATCH and free > 0:
         pass_sent = 0
         seen: set[str] = set()
@@ -163,17 +227,23 @@ def dispatch(services: Services, *, max_messages: int | None = None) -> int:
                 seen.add(lane)
                 looked += 1
                 cursor = lane
-                outcome = _try_lane(services, backlog, lane, workers)
-                if outcome == _SENT:
-                    sent += 1
+                outcome, job = _try_lane(
+                    services, backlog, lane, workers, take if taken_job is None else None
+                )
+                if outcome in (_SENT, _TAKEN):
+                    if job is not None:
+                        taken_job = job
+                    else:
+                        sent += 1
                     pass_sent += 1
                     free -= 1
+                    if lane != after:  # a worker chaining jobs of one lane leaves the pointer as it is
+                        backlog.set_rotation(lane)
                     after = lane
-                    backlog.set_rotation(lane)
                     if free <= 0 or (max_messages is not None and sent >= max_messages):
-                        return sent
+                        return sent, taken_job
                 elif outcome == _FULL:
-                    return sent
+                    return sent, taken_job
         if pass_sent == 0:
             break
-    return sent
+    return sent, taken_job

@@ -45,7 +45,12 @@ def startable_work(services: Services) -> tuple[int, int]:
     per_customer: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for group in groups:
         key = group["_id"]
-        kind, workspace, customer, connection = key["kind"], key["workspaceId"], key["customerId"], key.get("connectionId")
+        kind, workspace, customer, connection = (
+            key["kind"],
+            key["workspaceId"],
+            key["customerId"],
+            key.get("connectionId"),
+        )
         limits = limits_for(services, workspace, customer)
         n = group["n"]
         if limit_class(kind) == FLOW_CLASS and connection:
@@ -70,16 +75,26 @@ def startable_work(services: Services) -> tuple[int, int]:
 
 def queue_figures(services: Services) -> QueueFigures:
     running = store.count_in_state(services.db, JobState.RUNNING.value)
-    dispatched = len(store.in_state(services.db, JobState.QUEUED.value, projection={"_id": 1},
-                                    extra={"dispatchedAt": {"$ne": None}}))
+    dispatched = len(
+        store.in_state(
+            services.db, JobState.QUEUED.value, projection={"_id": 1}, extra={"dispatchedAt": {"$ne": None}}
+        )
+    )
     ready, startable = startable_work(services)
     workers = Backlog(services.redis).live_workers()
-    return QueueFigures(workers=workers, required=running + dispatched + startable, running=running,
-                        dispatched=dispatched, ready=ready, startable=startable)
+    return QueueFigures(
+        workers=workers,
+        required=running + dispatched + startable,
+        running=running,
+        dispatched=dispatched,
+        ready=ready,
+        startable=startable,
+    )
 
 
 def jobs_by_kind_and_state(services: Services) -> dict[tuple[str, str], int]:
     """Job counts by (kind, state) (an aggregation: computed at scrape time)."""
-    rows = services.db[store.COLLECTION].aggregate([
-        {"$group": {"_id": {"kind": "$kind", "state": "$state"}, "n": {"$sum": 1}}}])
+    rows = services.db[store.COLLECTION].aggregate(
+        [{"$group": {"_id": {"kind": "$kind", "state": "$state"}, "n": {"$sum": 1}}}]
+    )
     return {(r["_id"]["kind"], r["_id"]["state"]): r["n"] for r in rows}

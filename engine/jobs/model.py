@@ -21,8 +21,11 @@ class JobState(StrEnum):
 FINISHED_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.STOPPED})
 
 FLOW_CLASS, PULL_CLASS, OTHER_CLASS = "flow", "pull", "other"
-_LIMIT_CLASSES: dict[str, str] = {"flow-run": FLOW_CLASS, "event-pull": PULL_CLASS,
-                                  "data-source-sync": PULL_CLASS}
+_LIMIT_CLASSES: dict[str, str] = {
+    "flow-run": FLOW_CLASS,
+    "event-pull": PULL_CLASS,
+    "data-source-sync": PULL_CLASS,
+}
 """Which limits a kind counts against: flow (parallelFlowRunsPerConnection, parallelFlowRuns),
 pull (parallelEventPulls); every kind counts against parallelBackgroundJobsPerCustomer."""
 
@@ -74,26 +77,55 @@ class Job:
     @classmethod
     def from_document(cls, d: dict[str, Any]) -> Job:
         return cls(
-            id=d["_id"], kind=d["kind"], state=JobState(d["state"]), workspace_id=d["workspaceId"],
-            customer_id=d["customerId"], connection_id=d.get("connectionId"), payload=d.get("payload") or {},
-            launched_by=d.get("launchedBy", ""), result=d.get("result"), error=d.get("error"),
-            attempts=d.get("attempts", 0), max_attempts=d.get("maxAttempts", 3), created_at=d.get("createdAt"),
-            started_at=d.get("startedAt"), finished_at=d.get("finishedAt"),
-            stop_requested=bool(d.get("stopRequested")), lease_owner=d.get("leaseOwner"),
-            lease_expires_at=d.get("leaseExpiresAt"), dispatched_at=d.get("dispatchedAt"),
-            dispatch_token=d.get("dispatchToken"), lane=d.get("lane", ""), slots=tuple(d.get("slots") or ()),
+            id=d["_id"],
+            kind=d["kind"],
+            state=JobState(d["state"]),
+            workspace_id=d["workspaceId"],
+            customer_id=d["customerId"],
+            connection_id=d.get("connectionId"),
+            payload=d.get("payload") or {},
+            launched_by=d.get("launchedBy", ""),
+            result=d.get("result"),
+            error=d.get("error"),
+            attempts=d.get("attempts", 0),
+            max_attempts=d.get("maxAttempts", 3),
+            created_at=d.get("createdAt"),
+            started_at=d.get("startedAt"),
+            finished_at=d.get("finishedAt"),
+            stop_requested=bool(d.get("stopRequested")),
+            lease_owner=d.get("leaseOwner"),
+            lease_expires_at=d.get("leaseExpiresAt"),
+            dispatched_at=d.get("dispatchedAt"),
+            dispatch_token=d.get("dispatchToken"),
+            lane=d.get("lane", ""),
+            slots=tuple(d.get("slots") or ()),
             slot_holder=d.get("slotHolder"),
         )
 
     def to_document(self) -> dict[str, Any]:
         return {
-            "_id": self.id, "kind": self.kind, "state": self.state.value, "workspaceId": self.workspace_id,
-            "customerId": self.customer_id, "connectionId": self.connection_id, "payload": self.payload,
-            "launchedBy": self.launched_by, "result": self.result, "error": self.error, "attempts": self.attempts,
-            "maxAttempts": self.max_attempts, "createdAt": self.created_at, "startedAt": self.started_at,
-            "finishedAt": self.finished_at, "stopRequested": self.stop_requested, "leaseOwner": self.lease_owner,
-            "leaseExpiresAt": self.lease_expires_at, "dispatchedAt": self.dispatched_at,
-            "dispatchToken": self.dispatch_token, "lane": self.lane, "slots": list(self.slots),
+            "_id": self.id,
+            "kind": self.kind,
+            "state": self.state.value,
+            "workspaceId": self.workspace_id,
+            "customerId": self.customer_id,
+            "connectionId": self.connection_id,
+            "payload": self.payload,
+            "launchedBy": self.launched_by,
+            "result": self.result,
+            "error": self.error,
+            "attempts": self.attempts,
+            "maxAttempts": self.max_attempts,
+            "createdAt": self.created_at,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "stopRequested": self.stop_requested,
+            "leaseOwner": self.lease_owner,
+            "leaseExpiresAt": self.lease_expires_at,
+            "dispatchedAt": self.dispatched_at,
+            "dispatchToken": self.dispatch_token,
+            "lane": self.lane,
+            "slots": list(self.slots),
             "slotHolder": self.slot_holder,
         }
 

@@ -53,38 +53,85 @@ def _requeue_expired(services: Services, now: datetime, report: ReconcileReport)
         attempts, maximum = document.get("attempts", 0), document.get("maxAttempts", 3)
         if document.get("stopRequested"):
             # Its worker died while it was being stopped: it is stopped.
-            if store.update_if(services.db, document["_id"], condition, {"$set": {
-                    "state": JobState.STOPPED.value, "finishedAt": now, "leaseOwner": None, "leaseExpiresAt": None}}):
+            if store.update_if(
+                services.db,
+                document["_id"],
+                condition,
+                {
+                    "$set": {
+                        "state": JobState.STOPPED.value,
+                        "finishedAt": now,
+                        "leaseOwner": None,
+                        "leaseExpiresAt": None,
+                    }
+                },
+            ):
                 dispatcher.release(services, document)
             continue
         if attempts >= maximum:
-            if store.update_if(services.db, document["_id"], condition, {"$set": {
-                    "state": JobState.FAILED.value, "finishedAt": now, "leaseOwner": None, "leaseExpiresAt": None,
-                    "error": {"type": "worker_lost", "message": f"the worker running this job stopped responding "
-                              f"{attempts} times (maxAttempts {maximum})"}}}):
+            if store.update_if(
+                services.db,
+                document["_id"],
+                condition,
+                {
+                    "$set": {
+                        "state": JobState.FAILED.value,
+                        "finishedAt": now,
+                        "leaseOwner": None,
+                        "leaseExpiresAt": None,
+                        "error": {
+                            "type": "worker_lost",
+                            "message": f"the worker running this job stopped responding "
+                            f"{attempts} times (maxAttempts {maximum})",
+                        },
+                    }
+                },
+            ):
                 dispatcher.release(services, document)
                 report.failed.append(document["_id"])
             continue
-        if store.update_if(services.db, document["_id"], condition, {"$set": {
-                "state": JobState.QUEUED.value, "leaseOwner": None, "leaseExpiresAt": None, "dispatchedAt": None,
-                "dispatchToken": None, "slots": [], "slotHolder": None}}):
+        if store.update_if(
+            services.db,
+            document["_id"],
+            condition,
+            {
+                "$set": {
+                    "state": JobState.QUEUED.value,
+                    "leaseOwner": None,
+                    "leaseExpiresAt": None,
+                    "dispatchedAt": None,
+                    "dispatchToken": None,
+                    "slots": [],
+                    "slotHolder": None,
+                }
+            },
+        ):
             dispatcher.release(services, document)
             store.take_queue_place(services.db, document.get("lane", ""), 2**62)
             store.take_queue_place(services.db, store.workspace_queue(document["workspaceId"]), 2**62)
             backlog.push(document.get("lane", ""), document["_id"])
             report.requeued.append(document["_id"])
-            log.warning("job %s: lease expired (attempt %d of %d); queued again", document["_id"], attempts, maximum)
+            log.warning(
+                "job %s: lease expired (attempt %d of %d); queued again", document["_id"], attempts, maximum
+            )
 
 
 def _resend_lost(services: Services, now: datetime, report: ReconcileReport) -> None:
     cutoff = now - timedelta(seconds=REDISPATCH_AFTER_SECONDS)
-    stale = store.in_state(services.db, JobState.QUEUED.value, projection={"dispatchToken": 1, "dispatchedAt": 1},
-                           extra={"dispatchedAt": {"$lt": cutoff}})
+    stale = store.in_state(
+        services.db,
+        JobState.QUEUED.value,
+        projection={"dispatchToken": 1, "dispatchedAt": 1},
+        extra={"dispatchedAt": {"$lt": cutoff}},
+    )
     for document in stale:
         token = document.get("dispatchToken")
-        if token and store.update_if(services.db, document["_id"],
-                                     {"state": JobState.QUEUED.value, "dispatchToken": token},
-                                     {"$set": {"dispatchedAt": now}}):
+        if token and store.update_if(
+            services.db,
+            document["_id"],
+            {"state": JobState.QUEUED.value, "dispatchToken": token},
+            {"$set": {"dispatchedAt": now}},
+        ):
             send_execute(services.config, document["_id"], token)
             report.resent.append(document["_id"])
 
@@ -95,16 +142,18 @@ def _release_stale_holders(services: Services, report: ReconcileReport) -> None:
     if not holders:
         return
     job_ids = list({h.split("/")[0] for h in holders})
-    current = {d["_id"]: d for d in store.find_many(services.db, job_ids,
-                                                    {"state": 1, "slotHolder": 1})}
+    current = {d["_id"]: d for d in store.find_many(services.db, job_ids, {"state": 1, "slotHolder": 1})}
     cutoff = time.time() - STALE_HOLDER_SECONDS
     for key, key_holders in slots.items():
         for holder in key_holders:
             parts = holder.split("/")
             stamp = float(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0.0
             document = current.get(parts[0])
-            alive = (document is not None and document.get("slotHolder") == holder
-                     and document.get("state") in (JobState.QUEUED.value, JobState.RUNNING.value))
+            alive = (
+                document is not None
+                and document.get("slotHolder") == holder
+                and document.get("state") in (JobState.QUEUED.value, JobState.RUNNING.value)
+            )
             if not alive and stamp < cutoff:
                 store.release_slots(services.db, [key], holder)
                 report.released_holders += 1

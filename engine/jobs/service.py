@@ -28,9 +28,18 @@ def _now() -> datetime:
     return current.replace(microsecond=current.microsecond // 1000 * 1000)
 
 
-def enqueue_job(services: Services, *, kind: str, workspace_id: str, customer_id: str, connection_id: str | None,
-                payload: dict, launched_by: str, job_id: str | None = None,
-                max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Job:
+def enqueue_job(
+    services: Services,
+    *,
+    kind: str,
+    workspace_id: str,
+    customer_id: str,
+    connection_id: str | None,
+    payload: dict,
+    launched_by: str,
+    job_id: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> Job:
     """Store a queued job (durable first), then dispatch what may start now.
 
     429 beyond flowRunsQueueSizePerConnection (connection lanes) or queuedTasksQueueSize (all
@@ -43,21 +52,37 @@ def enqueue_job(services: Services, *, kind: str, workspace_id: str, customer_id
     if connection_id and limit_class(kind) == FLOW_CLASS:
         size = limits["flowRunsQueueSizePerConnection"]
         if not store.take_queue_place(services.db, lane, size):
-            raise TooManyRequests(f"connection {connection_id} already has {size} queued runs "
-                                  "(flowRunsQueueSizePerConnection)", retry_after_seconds=5.0,
-                                  field="flowRunsQueueSizePerConnection")
+            raise TooManyRequests(
+                f"connection {connection_id} already has {size} queued runs (flowRunsQueueSizePerConnection)",
+                retry_after_seconds=5.0,
+                field="flowRunsQueueSizePerConnection",
+            )
     else:
         store.take_queue_place(services.db, lane, 2**62)
     taken.append(lane)
     total = limits["queuedTasksQueueSize"]
     if not store.take_queue_place(services.db, store.workspace_queue(workspace_id), total):
         store.release_queue_place(services.db, lane)
-        raise TooManyRequests(f"workspace {workspace_id} already has {total} queued tasks (queuedTasksQueueSize)",
-                              retry_after_seconds=5.0, field="queuedTasksQueueSize")
+        raise TooManyRequests(
+            f"workspace {workspace_id} already has {total} queued tasks (queuedTasksQueueSize)",
+            retry_after_seconds=5.0,
+            field="queuedTasksQueueSize",
+        )
     taken.append(store.workspace_queue(workspace_id))
-    job = Job(id=job_id or new_id("job"), kind=kind, state=JobState.QUEUED, workspace_id=workspace_id,
-              customer_id=customer_id, connection_id=connection_id, payload=payload, launched_by=launched_by,
-              attempts=0, max_attempts=max_attempts, created_at=_now(), lane=lane)
+    job = Job(
+        id=job_id or new_id("job"),
+        kind=kind,
+        state=JobState.QUEUED,
+        workspace_id=workspace_id,
+        customer_id=customer_id,
+        connection_id=connection_id,
+        payload=payload,
+        launched_by=launched_by,
+        attempts=0,
+        max_attempts=max_attempts,
+        created_at=_now(),
+        lane=lane,
+    )
     try:
         store.insert(services.db, job.to_document())
     except Exception:
@@ -94,10 +119,19 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationFailed("cursor is not one this API returned", field="cursor") from None
 
 
-def list_jobs(services: Services, *, workspace_id: str, customer_id: str | None = None, kind: str | None = None,
-              state: str | None = None, created_from: datetime | None = None, created_to: datetime | None = None,
-              cursor: str | None = None, limit: int = 50,
-              payload_filter: dict[str, Any] | None = None) -> tuple[list[Job], str | None]:
+def list_jobs(
+    services: Services,
+    *,
+    workspace_id: str,
+    customer_id: str | None = None,
+    kind: str | None = None,
+    state: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+    payload_filter: dict[str, Any] | None = None,
+) -> tuple[list[Job], str | None]:
     """Jobs of a workspace, newest first, filtered; returns (page, cursor of the next page or None)."""
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise ValidationFailed(f"limit must be 1..{MAX_LIST_LIMIT}", field="limit")
@@ -110,8 +144,9 @@ def list_jobs(services: Services, *, workspace_id: str, customer_id: str | None 
         try:
             query["state"] = JobState(state).value
         except ValueError:
-            raise ValidationFailed(f"state must be one of {', '.join(s.value for s in JobState)}",
-                                   field="state") from None
+            raise ValidationFailed(
+                f"state must be one of {', '.join(s.value for s in JobState)}", field="state"
+            ) from None
     created: dict[str, Any] = {}
     if created_from:
         created["$gte"] = created_from
@@ -121,7 +156,9 @@ def list_jobs(services: Services, *, workspace_id: str, customer_id: str | None 
         query["createdAt"] = created
     for name, value in (payload_filter or {}).items():
         query[f"payload.{name}"] = value
-    documents = store.page(services.db, query, before=_decode_cursor(cursor) if cursor else None, limit=limit + 1)
+    documents = store.page(
+        services.db, query, before=_decode_cursor(cursor) if cursor else None, limit=limit + 1
+    )
     jobs = [Job.from_document(d) for d in documents[:limit]]
     return jobs, (_encode_cursor(jobs[-1]) if len(documents) > limit else None)
 
@@ -133,8 +170,12 @@ def request_stop(services: Services, job_id: str) -> Job:
         raise NotFound(f"no job {job_id}")
     now = _now()
     if document["state"] == JobState.QUEUED.value:
-        if store.update_if(services.db, job_id, {"state": JobState.QUEUED.value},
-                           {"$set": {"state": JobState.STOPPED.value, "stopRequested": True, "finishedAt": now}}):
+        if store.update_if(
+            services.db,
+            job_id,
+            {"state": JobState.QUEUED.value},
+            {"$set": {"state": JobState.STOPPED.value, "stopRequested": True, "finishedAt": now}},
+        ):
             # Re-read: a dispatcher may have given it slots since we looked.
             dispatcher.release(services, store.find(services.db, job_id) or document)
             store.release_queue_place(services.db, document.get("lane", ""))
@@ -143,5 +184,7 @@ def request_stop(services: Services, job_id: str) -> Job:
             return get_job(services, job_id)
         document = store.find(services.db, job_id) or document
     if document["state"] == JobState.RUNNING.value:
-        store.update_if(services.db, job_id, {"state": JobState.RUNNING.value}, {"$set": {"stopRequested": True}})
+        store.update_if(
+            services.db, job_id, {"state": JobState.RUNNING.value}, {"$set": {"stopRequested": True}}
+        )
     return get_job(services, job_id)

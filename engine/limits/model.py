@@ -19,18 +19,21 @@ class LimitSpec:
     """Queue-size safety limits are enforced even without ENABLE_LIMITS."""
 
 
-SPECS: dict[str, LimitSpec] = {s.name: s for s in [
-    LimitSpec("parallelFlowRunsPerConnection", 1, True),
-    LimitSpec("flowRunsQueueSizePerConnection", 10_000, True, safety=True),
-    LimitSpec("parallelFlowRuns", 10, False),
-    LimitSpec("parallelBackgroundJobsPerCustomer", 2, True),
-    LimitSpec("parallelEventPulls", 10, False),
-    LimitSpec("parallelCustomCodeRunsPerCustomer", 2, True),
-    LimitSpec("apiRequestsPerSecond", 100, False, minimum=1),
-    LimitSpec("apiRequestsPerCustomerPerSecond", 10, True, minimum=1),
-    LimitSpec("instantTasksQueueSize", 10_000, False, safety=True),
-    LimitSpec("queuedTasksQueueSize", 100_000, False, safety=True),
-]}
+SPECS: dict[str, LimitSpec] = {
+    s.name: s
+    for s in [
+        LimitSpec("parallelFlowRunsPerConnection", 1, True),
+        LimitSpec("flowRunsQueueSizePerConnection", 10_000, True, safety=True),
+        LimitSpec("parallelFlowRuns", 10, False),
+        LimitSpec("parallelBackgroundJobsPerCustomer", 2, True),
+        LimitSpec("parallelEventPulls", 10, False),
+        LimitSpec("parallelCustomCodeRunsPerCustomer", 2, True),
+        LimitSpec("apiRequestsPerSecond", 100, False, minimum=1),
+        LimitSpec("apiRequestsPerCustomerPerSecond", 10, True, minimum=1),
+        LimitSpec("instantTasksQueueSize", 10_000, False, safety=True),
+        LimitSpec("queuedTasksQueueSize", 100_000, False, safety=True),
+    ]
+}
 MAX_LIMIT_VALUE = 10_000_000
 DEFAULTS: dict[str, int] = {name: spec.default for name, spec in SPECS.items()}
 CUSTOMER_LIMITS = frozenset(name for name, spec in SPECS.items() if spec.per_customer)
@@ -53,12 +56,16 @@ def validate(values: Any, *, per_customer: bool) -> dict[str, int]:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValidationFailed(f"{name} must be a whole number, got {type(value).__name__}", field=name)
         if not spec.minimum <= value <= MAX_LIMIT_VALUE:
-            raise ValidationFailed(f"{name} must be {spec.minimum}..{MAX_LIMIT_VALUE}, got {value}", field=name)
+            raise ValidationFailed(
+                f"{name} must be {spec.minimum}..{MAX_LIMIT_VALUE}, got {value}", field=name
+            )
         checked[name] = value
     return checked
 
 
-def effective(workspace: Mapping[str, int] | None, customer: Mapping[str, int] | None = None) -> dict[str, int]:
+def effective(
+    workspace: Mapping[str, int] | None, customer: Mapping[str, int] | None = None
+) -> dict[str, int]:
     """Defaults, overridden by the workspace's values, then the customer's per-customer ones."""
     values = dict(DEFAULTS)
     values.update({k: v for k, v in (workspace or {}).items() if k in SPECS and v is not None})

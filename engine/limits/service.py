@@ -60,8 +60,12 @@ def customer_limits(services: Services, workspace_id: str, customer_id: str) -> 
     customer = tenancy.get_customer(services, workspace_id, customer_id)
     overrides = store.get(services.db, f"cus:{customer.id}")
     values = effective(store.get(services.db, f"ws:{workspace_id}"), overrides)
-    return {"customerId": customer.id, "internalId": customer.internal_id,
-            "limits": {k: v for k, v in values.items() if k in CUSTOMER_LIMITS}, "overrides": overrides}
+    return {
+        "customerId": customer.id,
+        "internalId": customer.internal_id,
+        "limits": {k: v for k, v in values.items() if k in CUSTOMER_LIMITS},
+        "overrides": overrides,
+    }
 
 
 def put_customer_limits(services: Services, workspace_id: str, customer_id: str, body: Any) -> dict[str, Any]:

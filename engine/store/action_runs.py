@@ -19,11 +19,14 @@ DONE_SIGNAL_TTL_SECONDS = 120
 MAX_BLOCK_SECONDS = 1.0
 """One BLPOP blocks at most this long (below the client's socket timeout); MongoDB is read in between."""
 
-register_indexes(COLLECTION, [
-    IndexModel([("workspaceId", ASCENDING), ("customerId", ASCENDING)], name="workspace_customer"),
-    IndexModel([("workspaceId", ASCENDING)], name="workspace"),
-    IndexModel([("state", ASCENDING), ("createdAt", ASCENDING)], name="state_created"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel([("workspaceId", ASCENDING), ("customerId", ASCENDING)], name="workspace_customer"),
+        IndexModel([("workspaceId", ASCENDING)], name="workspace"),
+        IndexModel([("state", ASCENDING), ("createdAt", ASCENDING)], name="state_created"),
+    ],
+)
 
 
 def insert(db: Database, document: dict[str, Any]) -> None:
@@ -38,7 +41,8 @@ def claim(db: Database, run_id: str, states: list[str], max_attempts: int, field
     """Set fields and count an attempt if the run is in one of states with attempts left."""
     result = db[COLLECTION].update_one(
         {"_id": run_id, "state": {"$in": states}, "attempts": {"$lt": max_attempts}},
-        {"$set": fields, "$inc": {"attempts": 1}})
+        {"$set": fields, "$inc": {"attempts": 1}},
+    )
     return result.modified_count == 1
 
 
@@ -48,12 +52,25 @@ def finish(db: Database, run_id: str, fields: dict[str, Any]) -> None:
 
 def unfinished_before(db: Database, cutoff, *, limit: int) -> list[dict[str, Any]]:
     """Runs still queued or running that were created before cutoff (for the recovery sweep)."""
-    return list(db[COLLECTION].find({"state": {"$in": ["queued", "running"]}, "createdAt": {"$lt": cutoff}},
-                                    {"_id": 1, "state": 1, "attempts": 1}).limit(limit))
+    return list(
+        db[COLLECTION]
+        .find(
+            {"state": {"$in": ["queued", "running"]}, "createdAt": {"$lt": cutoff}},
+            {"_id": 1, "state": 1, "attempts": 1},
+        )
+        .limit(limit)
+    )
 
 
-def list_page(db: Database, workspace_id: str, *, customer_id: str | None, action_key: str | None,
-              after_id: str | None, limit: int) -> list[dict[str, Any]]:
+def list_page(
+    db: Database,
+    workspace_id: str,
+    *,
+    customer_id: str | None,
+    action_key: str | None,
+    after_id: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     query: dict[str, Any] = {"workspaceId": workspace_id}
     if customer_id:
         query["customerId"] = customer_id

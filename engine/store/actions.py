@@ -12,9 +12,12 @@ from engine.store.mongo import register_indexes
 
 COLLECTION = "actions"
 
-register_indexes(COLLECTION, [
-    IndexModel([("workspaceId", ASCENDING), ("key", ASCENDING)], unique=True, name="workspace_key"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel([("workspaceId", ASCENDING), ("key", ASCENDING)], unique=True, name="workspace_key"),
+    ],
+)
 
 
 class ActionExists(Exception):

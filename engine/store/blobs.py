@@ -54,7 +54,9 @@ class BlobStore:
                 s3={"addressing_style": "path"},
             ),
         )
-        return cls(client, Buckets(config.tmp_s3_bucket, config.connectors_s3_bucket, config.static_s3_bucket))
+        return cls(
+            client, Buckets(config.tmp_s3_bucket, config.connectors_s3_bucket, config.static_s3_bucket)
+        )
 
     def ensure_buckets(self) -> None:
         """Create missing buckets (development only; production buckets are provisioned)."""
@@ -65,7 +67,9 @@ class BlobStore:
                 self.client.create_bucket(Bucket=bucket)
                 log.info("created bucket %s", bucket)
 
-    def put(self, bucket: str, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
+    def put(
+        self, bucket: str, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> None:
         """Store bytes under key."""
         self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 

@@ -15,11 +15,17 @@ from engine.store.mongo import register_indexes
 
 COLLECTION = "connections"
 
-register_indexes(COLLECTION, [
-    IndexModel([("workspaceId", ASCENDING), ("customerId", ASCENDING), ("integrationId", ASCENDING)],
-               unique=True, name="workspace_customer_integration"),
-    IndexModel([("workspaceId", ASCENDING)], name="workspace"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel(
+            [("workspaceId", ASCENDING), ("customerId", ASCENDING), ("integrationId", ASCENDING)],
+            unique=True,
+            name="workspace_customer_integration",
+        ),
+        IndexModel([("workspaceId", ASCENDING)], name="workspace"),
+    ],
+)
 
 
 class ConnectionExists(Exception):
@@ -37,13 +43,17 @@ def find_by_id(db: Database, connection_id: str) -> dict[str, Any] | None:
     return db[COLLECTION].find_one({"_id": connection_id})
 
 
-def find_for_customer(db: Database, workspace_id: str, customer_id: str, integration_id: str) -> dict[str, Any] | None:
-    return db[COLLECTION].find_one({"workspaceId": workspace_id, "customerId": customer_id,
-                                    "integrationId": integration_id})
+def find_for_customer(
+    db: Database, workspace_id: str, customer_id: str, integration_id: str
+) -> dict[str, Any] | None:
+    return db[COLLECTION].find_one(
+        {"workspaceId": workspace_id, "customerId": customer_id, "integrationId": integration_id}
+    )
 
 
-def list_page(db: Database, workspace_id: str, *, customer_id: str | None, after_id: str | None,
-              limit: int) -> list[dict[str, Any]]:
+def list_page(
+    db: Database, workspace_id: str, *, customer_id: str | None, after_id: str | None, limit: int
+) -> list[dict[str, Any]]:
     query: dict[str, Any] = {"workspaceId": workspace_id}
     if customer_id:
         query["customerId"] = customer_id

@@ -16,12 +16,18 @@ from engine.store.mongo import register_indexes
 
 COLLECTION = "connector_versions"
 
-register_indexes(COLLECTION, [
-    IndexModel([("workspaceId", ASCENDING), ("key", ASCENDING), ("version", ASCENDING)], unique=True,
-               name="workspace_key_version"),
-    IndexModel([("workspaceId", ASCENDING), ("key", ASCENDING)], name="workspace_key"),
-    IndexModel([("workspaceId", ASCENDING)], name="workspace"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel(
+            [("workspaceId", ASCENDING), ("key", ASCENDING), ("version", ASCENDING)],
+            unique=True,
+            name="workspace_key_version",
+        ),
+        IndexModel([("workspaceId", ASCENDING), ("key", ASCENDING)], name="workspace_key"),
+        IndexModel([("workspaceId", ASCENDING)], name="workspace"),
+    ],
+)
 
 
 class VersionExists(Exception):
@@ -36,8 +42,10 @@ def insert(db: Database, document: dict[str, Any]) -> None:
 
 
 def exists(db: Database, workspace_id: str, key: str, version: str) -> bool:
-    return db[COLLECTION].find_one({"workspaceId": workspace_id, "key": key, "version": version},
-                                   {"_id": 1}) is not None
+    return (
+        db[COLLECTION].find_one({"workspaceId": workspace_id, "key": key, "version": version}, {"_id": 1})
+        is not None
+    )
 
 
 def versions_of(db: Database, workspace_id: str, key: str) -> list[dict[str, Any]]:
@@ -51,5 +59,4 @@ def find_by_id(db: Database, version_id: str) -> dict[str, Any] | None:
 
 def all_of_workspace(db: Database, workspace_id: str) -> list[dict[str, Any]]:
     """Every version of every connector of a workspace, without the spec (for listing)."""
-    return list(db[COLLECTION].find({"workspaceId": workspace_id},
-                                    {"spec": 0, "pythonSources": 0}))
+    return list(db[COLLECTION].find({"workspaceId": workspace_id}, {"spec": 0, "pythonSources": 0}))

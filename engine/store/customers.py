@@ -12,10 +12,15 @@ from engine.store.mongo import register_indexes
 
 COLLECTION = "customers"
 
-register_indexes(COLLECTION, [
-    IndexModel([("workspaceId", ASCENDING), ("internalId", ASCENDING)], unique=True, name="workspace_internal_id"),
-    IndexModel([("workspaceId", ASCENDING)], name="workspace"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel(
+            [("workspaceId", ASCENDING), ("internalId", ASCENDING)], unique=True, name="workspace_internal_id"
+        ),
+        IndexModel([("workspaceId", ASCENDING)], name="workspace"),
+    ],
+)
 
 
 class CustomerExists(Exception):

@@ -24,14 +24,22 @@ from engine.store.mongo import register_indexes
 COLLECTION = "data_records"
 EVENTS_COLLECTION = "data_record_events"
 
-register_indexes(COLLECTION, [
-    IndexModel([("dataSourceId", ASCENDING), ("externalId", ASCENDING)], unique=True, name="source_external"),
-    IndexModel([("dataSourceId", ASCENDING), ("generation", ASCENDING)], name="source_generation"),
-])
-register_indexes(EVENTS_COLLECTION, [
-    IndexModel([("dataSourceId", ASCENDING), ("state", ASCENDING)], name="source_state"),
-    IndexModel([("dataSourceId", ASCENDING), ("change", ASCENDING)], name="source_change"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel(
+            [("dataSourceId", ASCENDING), ("externalId", ASCENDING)], unique=True, name="source_external"
+        ),
+        IndexModel([("dataSourceId", ASCENDING), ("generation", ASCENDING)], name="source_generation"),
+    ],
+)
+register_indexes(
+    EVENTS_COLLECTION,
+    [
+        IndexModel([("dataSourceId", ASCENDING), ("state", ASCENDING)], name="source_state"),
+        IndexModel([("dataSourceId", ASCENDING), ("change", ASCENDING)], name="source_change"),
+    ],
+)
 
 
 def record_id(data_source_id: str, external_id: str) -> str:
@@ -69,10 +77,18 @@ def stamp_generation(db: Database, ids: list[str], generation: int) -> None:
         db[COLLECTION].update_many({"_id": {"$in": ids}}, {"$set": {"generation": generation}})
 
 
-def older_than_generation(db: Database, data_source_id: str, generation: int, *, limit: int) -> list[dict[str, Any]]:
+def older_than_generation(
+    db: Database, data_source_id: str, generation: int, *, limit: int
+) -> list[dict[str, Any]]:
     """Records a full sync of `generation` did not see (indexed range on (dataSourceId, generation))."""
-    return list(db[COLLECTION].find({"dataSourceId": data_source_id, "generation": {"$lt": generation}},
-                                    {"externalId": 1, "hash": 1, "record": 1}).limit(limit))
+    return list(
+        db[COLLECTION]
+        .find(
+            {"dataSourceId": data_source_id, "generation": {"$lt": generation}},
+            {"externalId": 1, "hash": 1, "record": 1},
+        )
+        .limit(limit)
+    )
 
 
 def delete_ids(db: Database, ids: list[str]) -> int:
@@ -94,6 +110,7 @@ def all_of_source(db: Database, data_source_id: str) -> Iterable[dict[str, Any]]
 
 
 # --- events -------------------------------------------------------------------------------------
+
 
 def insert_events(db: Database, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Record events; returns those that were new (a duplicate `_id` was already recorded)."""

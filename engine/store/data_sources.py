@@ -18,13 +18,16 @@ from engine.store.mongo import register_indexes
 
 COLLECTION = "data_sources"
 
-register_indexes(COLLECTION, [
-    IndexModel([("workspaceId", ASCENDING)], name="workspace"),
-    IndexModel([("connectionId", ASCENDING)], name="connection"),
-    IndexModel([("nextIncrementalAt", ASCENDING)], name="next_incremental"),
-    IndexModel([("nextFullAt", ASCENDING)], name="next_full"),
-    IndexModel([("state", ASCENDING)], name="state"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel([("workspaceId", ASCENDING)], name="workspace"),
+        IndexModel([("connectionId", ASCENDING)], name="connection"),
+        IndexModel([("nextIncrementalAt", ASCENDING)], name="next_incremental"),
+        IndexModel([("nextFullAt", ASCENDING)], name="next_full"),
+        IndexModel([("state", ASCENDING)], name="state"),
+    ],
+)
 
 
 def insert(db: Database, document: dict[str, Any]) -> None:
@@ -39,15 +42,18 @@ def of_connection(db: Database, connection_id: str) -> list[dict[str, Any]]:
     return list(db[COLLECTION].find({"connectionId": connection_id}))
 
 
-def find_for_connection(db: Database, connection_id: str, collection: str, kind: str) -> dict[str, Any] | None:
+def find_for_connection(
+    db: Database, connection_id: str, collection: str, kind: str
+) -> dict[str, Any] | None:
     for document in of_connection(db, connection_id):
         if document.get("collection") == collection and document.get("kind") == kind:
             return document
     return None
 
 
-def list_page(db: Database, workspace_id: str, *, customer_id: str | None, after_id: str | None,
-              limit: int) -> list[dict[str, Any]]:
+def list_page(
+    db: Database, workspace_id: str, *, customer_id: str | None, after_id: str | None, limit: int
+) -> list[dict[str, Any]]:
     query: dict[str, Any] = {"workspaceId": workspace_id}
     if customer_id:
         query["customerId"] = customer_id
@@ -56,8 +62,14 @@ def list_page(db: Database, workspace_id: str, *, customer_id: str | None, after
     return list(db[COLLECTION].find(query).sort("_id", ASCENDING).limit(limit))
 
 
-def update(db: Database, data_source_id: str, fields: dict[str, Any], *, unset: list[str] | None = None,
-           only_if: dict[str, Any] | None = None) -> bool:
+def update(
+    db: Database,
+    data_source_id: str,
+    fields: dict[str, Any],
+    *,
+    unset: list[str] | None = None,
+    only_if: dict[str, Any] | None = None,
+) -> bool:
     """Set fields (and unset names) when the document matches `only_if` too; True when it did."""
     change: dict[str, Any] = {}
     if fields:
@@ -68,11 +80,20 @@ def update(db: Database, data_source_id: str, fields: dict[str, Any], *, unset: 
     return db[COLLECTION].update_one(query, change).matched_count == 1
 
 
-def claim(db: Database, data_source_id: str, job_id: str, fields: dict[str, Any],
-          only_if: dict[str, Any] | None = None) -> bool:
+def claim(
+    db: Database,
+    data_source_id: str,
+    job_id: str,
+    fields: dict[str, Any],
+    only_if: dict[str, Any] | None = None,
+) -> bool:
     """Take the one-sync-at-a-time claim for job_id; False when another job holds it."""
-    return update(db, data_source_id, {"activeJobId": job_id, **fields},
-                  only_if={"activeJobId": None, **(only_if or {})})
+    return update(
+        db,
+        data_source_id,
+        {"activeJobId": job_id, **fields},
+        only_if={"activeJobId": None, **(only_if or {})},
+    )
 
 
 def release(db: Database, data_source_id: str, job_id: str, fields: dict[str, Any]) -> bool:
@@ -91,5 +112,3 @@ def in_state(db: Database, state: str, *, limit: int) -> list[dict[str, Any]]:
 
 def delete(db: Database, data_source_id: str) -> bool:
     return db[COLLECTION].delete_one({"_id": data_source_id}).deleted_count == 1
-
-

@@ -12,10 +12,13 @@ from engine.store.mongo import register_indexes
 
 COLLECTION = "events"
 
-register_indexes(COLLECTION, [
-    IndexModel([("workspaceId", ASCENDING), ("receivedAt", ASCENDING)], name="workspace_received"),
-    IndexModel([("state", ASCENDING)], name="state"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel([("workspaceId", ASCENDING), ("receivedAt", ASCENDING)], name="workspace_received"),
+        IndexModel([("state", ASCENDING)], name="state"),
+    ],
+)
 
 
 def insert(db: Database, document: dict[str, Any]) -> None:

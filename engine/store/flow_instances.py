@@ -18,12 +18,18 @@ from engine.store.mongo import register_indexes
 
 COLLECTION = "flow_instances"
 
-register_indexes(COLLECTION, [
-    IndexModel([("flowId", ASCENDING), ("connectionId", ASCENDING)], unique=True, name="flow_connection"),
-    IndexModel([("connectionId", ASCENDING)], name="connection"),
-    IndexModel([("workspaceId", ASCENDING), ("eventType", ASCENDING)], name="workspace_event_type"),
-    IndexModel([("triggerType", ASCENDING), ("enabled", ASCENDING), ("nextRunAt", ASCENDING)], name="schedule_due"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel([("flowId", ASCENDING), ("connectionId", ASCENDING)], unique=True, name="flow_connection"),
+        IndexModel([("connectionId", ASCENDING)], name="connection"),
+        IndexModel([("workspaceId", ASCENDING), ("eventType", ASCENDING)], name="workspace_event_type"),
+        IndexModel(
+            [("triggerType", ASCENDING), ("enabled", ASCENDING), ("nextRunAt", ASCENDING)],
+            name="schedule_due",
+        ),
+    ],
+)
 
 
 class FlowInstanceExists(Exception):
@@ -41,7 +47,9 @@ def find_by_id(db: Database, instance_id: str) -> dict[str, Any] | None:
     return db[COLLECTION].find_one({"_id": instance_id})
 
 
-def list_page(db: Database, query: dict[str, Any], *, after_id: str | None, limit: int) -> list[dict[str, Any]]:
+def list_page(
+    db: Database, query: dict[str, Any], *, after_id: str | None, limit: int
+) -> list[dict[str, Any]]:
     query = dict(query)
     if after_id:
         query["_id"] = {"$gt": after_id}
@@ -64,8 +72,11 @@ def with_event_type(db: Database, workspace_id: str, event_type: str) -> list[di
 
 def due_schedules(db: Database, now: datetime, *, limit: int = 500) -> list[dict[str, Any]]:
     """Enabled schedule-trigger instances whose nextRunAt has passed (for the orchestrator)."""
-    return list(db[COLLECTION].find({"triggerType": "schedule-trigger", "enabled": True,
-                                     "nextRunAt": {"$lte": now}}).limit(limit))
+    return list(
+        db[COLLECTION]
+        .find({"triggerType": "schedule-trigger", "enabled": True, "nextRunAt": {"$lte": now}})
+        .limit(limit)
+    )
 
 
 def update(db: Database, instance_id: str, fields: dict[str, Any]) -> bool:
@@ -80,9 +91,11 @@ def delete_of_flow(db: Database, flow_id: str) -> int:
     return db[COLLECTION].delete_many({"flowId": flow_id}).deleted_count
 
 
-def advance_schedule(db: Database, instance_id: str, due: datetime, following: datetime,
-                     fields: dict[str, Any] | None = None) -> bool:
+def advance_schedule(
+    db: Database, instance_id: str, due: datetime, following: datetime, fields: dict[str, Any] | None = None
+) -> bool:
     """Move nextRunAt from `due` to `following`, only if no other orchestrator did already."""
-    result = db[COLLECTION].update_one({"_id": instance_id, "nextRunAt": due},
-                                       {"$set": {"nextRunAt": following, **(fields or {})}})
+    result = db[COLLECTION].update_one(
+        {"_id": instance_id, "nextRunAt": due}, {"$set": {"nextRunAt": following, **(fields or {})}}
+    )
     return result.modified_count == 1

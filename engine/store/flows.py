@@ -12,9 +12,12 @@ from engine.store.mongo import register_indexes
 
 COLLECTION = "flows"
 
-register_indexes(COLLECTION, [
-    IndexModel([("workspaceId", ASCENDING), ("key", ASCENDING)], unique=True, name="workspace_key"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel([("workspaceId", ASCENDING), ("key", ASCENDING)], unique=True, name="workspace_key"),
+    ],
+)
 
 
 class FlowExists(Exception):
@@ -31,8 +34,9 @@ def insert(db: Database, document: dict[str, Any]) -> None:
 
 def find(db: Database, workspace_id: str, id_or_key: str) -> dict[str, Any] | None:
     """The flow with this id, else with this key, in the workspace."""
-    return (db[COLLECTION].find_one({"_id": id_or_key, "workspaceId": workspace_id})
-            or db[COLLECTION].find_one({"workspaceId": workspace_id, "key": id_or_key}))
+    return db[COLLECTION].find_one({"_id": id_or_key, "workspaceId": workspace_id}) or db[
+        COLLECTION
+    ].find_one({"workspaceId": workspace_id, "key": id_or_key})
 
 
 def find_by_id(db: Database, flow_id: str) -> dict[str, Any] | None:

@@ -12,9 +12,12 @@ from engine.store.mongo import register_indexes
 
 COLLECTION = "integrations"
 
-register_indexes(COLLECTION, [
-    IndexModel([("workspaceId", ASCENDING), ("key", ASCENDING)], unique=True, name="workspace_key"),
-])
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel([("workspaceId", ASCENDING), ("key", ASCENDING)], unique=True, name="workspace_key"),
+    ],
+)
 
 
 class IntegrationExists(Exception):

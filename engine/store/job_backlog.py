@@ -45,6 +45,22 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if ARGV[1] ~= '' then redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) end
 return redis.call('ZCARD', KEYS[1])
 """
+_SNAPSHOT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+return {redis.call('EXISTS', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('GET', KEYS[3]) or ''}
+"""
+_LANES_AFTER = """
+local count = tonumber(ARGV[2])
+if ARGV[1] == '' then return redis.call('ZRANGEBYLEX', KEYS[1], '-', '+', 'LIMIT', 0, count) end
+local lanes = redis.call('ZRANGEBYLEX', KEYS[1], '(' .. ARGV[1], '+', 'LIMIT', 0, count)
+if #lanes < count then
+  local rest = redis.call('ZRANGEBYLEX', KEYS[1], '-', '[' .. ARGV[1], 'LIMIT', 0, count - #lanes)
+  for _, lane in ipairs(rest) do lanes[#lanes + 1] = lane end
+end
+return lanes
+"""
 _LEAVE = "return redis.call('ZREM', KEYS[1], ARGV[1])"
 
 
@@ -58,6 +74,8 @@ class Backlog:
         self._head = redis.register_script(_HEAD)
         self._heartbeat = redis.register_script(_HEARTBEAT)
         self._leave = redis.register_script(_LEAVE)
+        self._snapshot = redis.register_script(_SNAPSHOT)
+        self._lanes_after = redis.register_script(_LANES_AFTER)
 
     def push(self, lane: str, job_id: str) -> None:
         self._push(keys=[lane_key(lane), LANES], args=[lane, job_id])
@@ -76,14 +94,9 @@ class Backlog:
         return bool(self._pop(keys=[lane_key(lane), LANES], args=[lane, job_id]))
 
     def lanes_after(self, after: str | None, count: int) -> list[str]:
-        """Up to count lanes in rotation order, starting just after `after` and wrapping around."""
-        start = f"({after}" if after else "-"
-        first = self.redis.zrangebylex(LANES, start, "+", start=0, num=count)
-        lanes = [v.decode() for v in first]
-        if len(lanes) < count and after:
-            rest = self.redis.zrangebylex(LANES, "-", f"[{after}", start=0, num=count - len(lanes))
-            lanes += [v.decode() for v in rest]
-        return lanes
+        """Up to count lanes in rotation order, starting just after `after` and wrapping around (one round trip)."""
+        values = self._lanes_after(keys=[LANES], args=[after or "", count])
+        return [v.decode() if isinstance(v, bytes) else v for v in values]
 
     def rotation(self) -> str | None:
         value = self.redis.get(ROTATION)
@@ -94,6 +107,15 @@ class Backlog:
 
     def lane_length(self, lane: str) -> int:
         return int(self.redis.llen(lane_key(lane)))
+
+    def snapshot(self) -> tuple[bool, int, str | None]:
+        """(lanes built, live queued workers, rotation pointer) in one round trip."""
+        built, workers, rotation = self._snapshot(keys=[BUILT, WORKERS, ROTATION])
+        return (
+            bool(built),
+            int(workers),
+            (rotation.decode() if isinstance(rotation, bytes) else rotation) or None,
+        )
 
     def is_built(self) -> bool:
         return bool(self.redis.exists(BUILT))

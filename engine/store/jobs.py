@@ -32,11 +32,15 @@ def workspace_queue(workspace_id: str) -> str:
     """The queue counting every queued job of a workspace (queuedTasksQueueSize)."""
     return f"ws:{workspace_id}"
 
-register_indexes(COLLECTION, [
-    IndexModel([("state", ASCENDING)], name="state"),
-    IndexModel([("workspaceId", ASCENDING), ("createdAt", DESCENDING)], name="workspace_created"),
-    IndexModel([("finishedAt", ASCENDING)], name="finished"),
-])
+
+register_indexes(
+    COLLECTION,
+    [
+        IndexModel([("state", ASCENDING)], name="state"),
+        IndexModel([("workspaceId", ASCENDING), ("createdAt", DESCENDING)], name="workspace_created"),
+        IndexModel([("finishedAt", ASCENDING)], name="finished"),
+    ],
+)
 
 
 def insert(db: Database, document: dict[str, Any]) -> None:
@@ -56,8 +60,9 @@ def update_if(db: Database, job_id: str, conditions: dict[str, Any], update: dic
     return db[COLLECTION].update_one({"_id": job_id, **conditions}, update).modified_count == 1
 
 
-def in_state(db: Database, state: str, projection: dict | None = None, extra: dict | None = None,
-             limit: int = 0) -> list[dict[str, Any]]:
+def in_state(
+    db: Database, state: str, projection: dict | None = None, extra: dict | None = None, limit: int = 0
+) -> list[dict[str, Any]]:
     """Jobs in one state (indexed equality), optionally filtered further."""
     return list(db[COLLECTION].find({"state": state, **(extra or {})}, projection).limit(limit))
 
@@ -66,41 +71,71 @@ def count_in_state(db: Database, state: str) -> int:
     return db[COLLECTION].count_documents({"state": state})
 
 
-def page(db: Database, query: dict[str, Any], *, before: tuple[datetime, str] | None, limit: int) -> list[dict]:
+def page(
+    db: Database, query: dict[str, Any], *, before: tuple[datetime, str] | None, limit: int
+) -> list[dict]:
     """Newest first; `before` is the (createdAt, _id) of the previous page's last job."""
     if before is not None:
         created, job_id = before
-        query = {**query, "$or": [{"createdAt": {"$lt": created}},
-                                  {"createdAt": created, "_id": {"$lt": job_id}}]}
-    return list(db[COLLECTION].find(query).sort([("createdAt", DESCENDING), ("_id", DESCENDING)]).limit(limit))
+        query = {
+            **query,
+            "$or": [{"createdAt": {"$lt": created}}, {"createdAt": created, "_id": {"$lt": job_id}}],
+        }
+    return list(
+        db[COLLECTION].find(query).sort([("createdAt", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+    )
 
 
 def ready_by_lane(db: Database) -> list[dict[str, Any]]:
     """Queued, undispatched jobs grouped by lane (with kind and tenancy): the metrics' truth."""
-    return list(db[COLLECTION].aggregate([
-        {"$match": {"state": "queued", "dispatchedAt": None}},
-        {"$group": {"_id": {"lane": "$lane", "kind": "$kind", "workspaceId": "$workspaceId",
-                            "customerId": "$customerId", "connectionId": "$connectionId"}, "n": {"$sum": 1}}},
-    ]))
+    return list(
+        db[COLLECTION].aggregate(
+            [
+                {"$match": {"state": "queued", "dispatchedAt": None}},
+                {
+                    "$group": {
+                        "_id": {
+                            "lane": "$lane",
+                            "kind": "$kind",
+                            "workspaceId": "$workspaceId",
+                            "customerId": "$customerId",
+                            "connectionId": "$connectionId",
+                        },
+                        "n": {"$sum": 1},
+                    }
+                },
+            ]
+        )
+    )
 
 
 def queued_undispatched_ids(db: Database) -> list[tuple[str, str]]:
     """(lane, id) of every queued job waiting in the backlog, oldest first (a full scan: recovery only)."""
-    cursor = db[COLLECTION].find({"state": "queued", "dispatchedAt": None}, {"lane": 1}).sort("_id", ASCENDING)
+    cursor = (
+        db[COLLECTION].find({"state": "queued", "dispatchedAt": None}, {"lane": 1}).sort("_id", ASCENDING)
+    )
     return [(d.get("lane", ""), d["_id"]) for d in cursor]
 
 
 # --- queue-size counters ---------------------------------------------------------------------
 
+
 def take_queue_place(db: Database, queue: str, limit: int) -> bool:
     """Count one more queued job in this queue if it holds fewer than limit; False if full."""
     collection = db[QUEUES]
-    if collection.update_one({"_id": queue, "queued": {"$lt": limit}}, {"$inc": {"queued": 1}}).modified_count:
+    if collection.update_one(
+        {"_id": queue, "queued": {"$lt": limit}}, {"$inc": {"queued": 1}}
+    ).modified_count:
         return True
     if collection.find_one({"_id": queue}, {"_id": 1}) is None:
         _create(collection, {"_id": queue, "queued": 0})
     # Again: the document may have been created by another process since the first try.
-    return collection.update_one({"_id": queue, "queued": {"$lt": limit}}, {"$inc": {"queued": 1}}).modified_count == 1
+    return (
+        collection.update_one(
+            {"_id": queue, "queued": {"$lt": limit}}, {"$inc": {"queued": 1}}
+        ).modified_count
+        == 1
+    )
 
 
 def _create(collection, document: dict[str, Any]) -> None:
@@ -130,6 +165,7 @@ def queue_counts(db: Database) -> dict[str, int]:
 
 # --- parallelism slots -------------------------------------------------------------------------
 
+
 def take_slot(db: Database, key: str, job_id: str, limit: int) -> bool:
     """Add job_id to the key's holders if fewer than limit hold it (or it already does)."""
     if limit <= 0:
@@ -142,14 +178,17 @@ def take_slot(db: Database, key: str, job_id: str, limit: int) -> bool:
     if collection.find_one({"_id": key}, {"_id": 1}) is None:
         _create(collection, {"_id": key, "holders": []})
     # Again: the document may have been created by another process since the first try.
-    return collection.update_one({"_id": key, full: {"$exists": False}},
-                                 {"$addToSet": {"holders": job_id}}).matched_count == 1 \
-        or job_id in slot_holders(db, key)
+    return collection.update_one(
+        {"_id": key, full: {"$exists": False}}, {"$addToSet": {"holders": job_id}}
+    ).matched_count == 1 or job_id in slot_holders(db, key)
 
 
 def release_slots(db: Database, keys: list[str], job_id: str) -> None:
-    for key in keys:
-        db[SLOTS].update_one({"_id": key}, {"$pull": {"holders": job_id}})
+    """Remove job_id from the holders of every key, in one write (idempotent)."""
+    if len(keys) == 1:
+        db[SLOTS].update_one({"_id": keys[0]}, {"$pull": {"holders": job_id}})
+    elif keys:
+        db[SLOTS].update_many({"_id": {"$in": list(keys)}}, {"$pull": {"holders": job_id}})
 
 
 def slot_holders(db: Database, key: str) -> list[str]:

@@ -32,17 +32,28 @@ RETAINED: list[Retained] = [
 ]
 
 for _retained in RETAINED:
-    register_indexes(_retained.collection, [IndexModel([(_retained.time_field, ASCENDING)],
-                                                       name=f"retention_{_retained.time_field}")])
+    register_indexes(
+        _retained.collection,
+        [IndexModel([(_retained.time_field, ASCENDING)], name=f"retention_{_retained.time_field}")],
+    )
 
 
-def delete_older_than(db: Database, retained: Retained, cutoff: datetime, *,
-                      batch_size: int = CLEANUP_BATCH_SIZE, max_batches: int = 100) -> int:
+def delete_older_than(
+    db: Database,
+    retained: Retained,
+    cutoff: datetime,
+    *,
+    batch_size: int = CLEANUP_BATCH_SIZE,
+    max_batches: int = 100,
+) -> int:
     """Delete documents whose time field is before cutoff, batch by batch. Returns how many."""
     collection = db[retained.collection]
     deleted = 0
     for _ in range(max_batches):
-        ids = [d["_id"] for d in collection.find({retained.time_field: {"$lt": cutoff}}, {"_id": 1}).limit(batch_size)]
+        ids = [
+            d["_id"]
+            for d in collection.find({retained.time_field: {"$lt": cutoff}}, {"_id": 1}).limit(batch_size)
+        ]
         if not ids:
             break
         deleted += collection.delete_many({"_id": {"$in": ids}}).deleted_count

@@ -16,7 +16,9 @@ from engine.store.mongo import register_indexes
 
 COLLECTION = "schedule_fires"
 
-register_indexes(COLLECTION, [IndexModel([("flowInstanceId", ASCENDING), ("due", ASCENDING)], name="instance_due")])
+register_indexes(
+    COLLECTION, [IndexModel([("flowInstanceId", ASCENDING), ("due", ASCENDING)], name="instance_due")]
+)
 
 
 def fire_id(instance_id: str, due: datetime) -> str:
@@ -24,11 +26,25 @@ def fire_id(instance_id: str, due: datetime) -> str:
     return f"sched_{instance_id}_{int(due.timestamp())}"
 
 
-def record(db: Database, instance_id: str, due: datetime, outcome: str, at: datetime,
-           run_id: str | None = None, reason: str | None = None) -> bool:
+def record(
+    db: Database,
+    instance_id: str,
+    due: datetime,
+    outcome: str,
+    at: datetime,
+    run_id: str | None = None,
+    reason: str | None = None,
+) -> bool:
     """Record the fire; False when it was already recorded (by this or another replica)."""
-    document: dict[str, Any] = {"_id": fire_id(instance_id, due), "flowInstanceId": instance_id, "due": due,
-                                "outcome": outcome, "at": at, "runId": run_id, "reason": reason}
+    document: dict[str, Any] = {
+        "_id": fire_id(instance_id, due),
+        "flowInstanceId": instance_id,
+        "due": due,
+        "outcome": outcome,
+        "at": at,
+        "runId": run_id,
+        "reason": reason,
+    }
     try:
         db[COLLECTION].insert_one(document)
         return True

@@ -1,7 +1,7 @@
 """Zip a connector folder into an uploadable archive (spec.yaml at the root of the zip).
 
-    python -m examples.connectors.build demo -o demo.zip
-    python -m examples.connectors.build demo-oauth2 -o demo-oauth2.zip
+python -m examples.connectors.build demo -o demo.zip
+python -m examples.connectors.build demo-oauth2 -o demo-oauth2.zip
 """
 
 from __future__ import annotations
@@ -41,8 +41,11 @@ def build_demo_connector_zip(variant: str = "demo") -> bytes:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m examples.connectors.build", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.connectors.build",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("connector", help="a folder under examples/connectors, or a path")
     parser.add_argument("-o", "--output", help="write here (default: stdout)")
     args = parser.parse_args(argv)

@@ -12,8 +12,11 @@ from engine.jobs.model import JobState
 from engine.jobs.reconcile import reconcile
 from engine.jobs.service import get_job
 
-WORKER_ENV = {"IS_API": "0", "IS_QUEUED_TASKS_WORKER": "1",
-              "ENGINE_EXTRA_JOB_MODULES": "tests.integration.jobs.handlers"}
+WORKER_ENV = {
+    "IS_API": "0",
+    "IS_QUEUED_TASKS_WORKER": "1",
+    "ENGINE_EXTRA_JOB_MODULES": "tests.integration.jobs.handlers",
+}
 
 
 def start_worker(start_engine, engine_env, **extra: str):
@@ -33,8 +36,14 @@ def kill_tree(proc) -> None:
     proc.process.wait(10)
 
 
-def wait_for(predicate, timeout_seconds: float, *, services=None, reconcile_every: float | None = None,
-             what: str = "condition"):
+def wait_for(
+    predicate,
+    timeout_seconds: float,
+    *,
+    services=None,
+    reconcile_every: float | None = None,
+    what: str = "condition",
+):
     """Poll predicate (running the reconciler as the orchestrator would, if asked) until true."""
     deadline = time.monotonic() + timeout_seconds
     last_reconcile = 0.0
@@ -50,9 +59,16 @@ def wait_for(predicate, timeout_seconds: float, *, services=None, reconcile_ever
 
 
 def wait_finished(services, job_id: str, timeout_seconds: float = 30.0, **kwargs):
-    return wait_for(lambda: (j := get_job(services, job_id)).state in
-                    (JobState.COMPLETED, JobState.FAILED, JobState.STOPPED) and j,
-                    timeout_seconds, services=services, what=f"job {job_id} to finish", **kwargs)
+    return wait_for(
+        lambda: (
+            (j := get_job(services, job_id)).state in (JobState.COMPLETED, JobState.FAILED, JobState.STOPPED)
+            and j
+        ),
+        timeout_seconds,
+        services=services,
+        what=f"job {job_id} to finish",
+        **kwargs,
+    )
 
 
 def events(services, job_id: str | None = None, what: str | None = None) -> list[dict]:

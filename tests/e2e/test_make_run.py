@@ -29,9 +29,18 @@ def port_open(port: int) -> bool:
 
 
 def start_dev(data_dir: Path, log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET", "ENCRYPTION_SECRET", "PROMETHEUS_MULTIPROC_DIR")}
-    return subprocess.Popen([sys.executable, "-m", "engine", "dev", "--data-dir", str(data_dir)], cwd=REPO_ROOT,
-                            env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET", "ENCRYPTION_SECRET", "PROMETHEUS_MULTIPROC_DIR")
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", "dev", "--data-dir", str(data_dir)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+    )  # noqa: SIM115
 
 
 def wait_all_healthy(process: subprocess.Popen, log: Path, timeout_seconds: float = 60.0) -> float:
@@ -69,8 +78,13 @@ def test_make_run_starts_everything_and_keeps_data_across_restarts(tmp_path):
         assert secrets_first["SECRET"] and secrets_first["ENCRYPTION_SECRET"]
         # Write a document and an object, as the engine would.
         MongoClient(f"mongodb://127.0.0.1:{DEV_MONGO_PORT}/").probe.items.insert_one({"_id": "kept"})
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{DEV_S3_PORT}", region_name="us-east-1",
-                          aws_access_key_id="dev", aws_secret_access_key="dev")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{DEV_S3_PORT}",
+            region_name="us-east-1",
+            aws_access_key_id="dev",
+            aws_secret_access_key="dev",
+        )
         s3.put_object(Bucket="integration-engine-connectors", Key="probe/kept.zip", Body=b"archive")
     finally:
         stop(process)

@@ -94,8 +94,11 @@ def test_request_metrics_add_up_across_gunicorn_workers(engine_env, start_engine
     counts = set()
     for _ in range(6):
         text = requests.get(api.url + "/prometheus", timeout=5).text
-        lines = [line for line in text.splitlines()
-                 if line.startswith("engine_http_request_duration_seconds_count{")
-                 and 'url_rule="/openapi.json"' in line]
+        lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith("engine_http_request_duration_seconds_count{")
+            and 'url_rule="/openapi.json"' in line
+        ]
         counts.add(sum(float(line.rsplit(" ", 1)[1]) for line in lines))
     assert counts == {40.0}

@@ -15,8 +15,15 @@ pytestmark = pytest.mark.slow
 
 
 def _enqueue(services, kind: str, **payload):
-    return enqueue_job(services, kind=kind, workspace_id="ws1", customer_id="cus1", connection_id=None,
-                       payload=payload, launched_by="api")
+    return enqueue_job(
+        services,
+        kind=kind,
+        workspace_id="ws1",
+        customer_id="cus1",
+        connection_id=None,
+        payload=payload,
+        launched_by="api",
+    )
 
 
 def test_sigkilled_worker_mid_job_the_job_completes_once_on_a_new_worker(services, engine_env, start_engine):
@@ -34,8 +41,10 @@ def test_sigkilled_worker_mid_job_the_job_completes_once_on_a_new_worker(service
     assert final.attempts == 2
     assert len(events(services, job.id, "end")) == 1
     assert [e["attempt"] for e in events(services, job.id, "start")] == [1, 2]
-    print(f"\nrecovered after SIGKILL: attempts={final.attempts}, "
-          f"total {(final.finished_at - final.created_at).total_seconds():.1f} s")
+    print(
+        f"\nrecovered after SIGKILL: attempts={final.attempts}, "
+        f"total {(final.finished_at - final.created_at).total_seconds():.1f} s"
+    )
 
 
 def _busy(worker) -> int:

@@ -63,14 +63,29 @@ def test_all_problems_are_reported_at_once():
 def test_production_requires_the_common_table_and_strong_secrets():
     found = problems({**GOOD, "NODE_ENV": "production", "SECRET": "short"})
     names = {line.split(":")[0] for line in found}
-    assert {"SECRET", "BASE_URI", "CUSTOM_CODE_RUNNER_URI", "TMP_S3_BUCKET", "CONNECTORS_S3_BUCKET",
-            "STATIC_S3_BUCKET", "BASE_STATIC_URI"} <= names
+    assert {
+        "SECRET",
+        "BASE_URI",
+        "CUSTOM_CODE_RUNNER_URI",
+        "TMP_S3_BUCKET",
+        "CONNECTORS_S3_BUCKET",
+        "STATIC_S3_BUCKET",
+        "BASE_STATIC_URI",
+    } <= names
 
 
 def test_production_allows_one_mode_per_process():
-    env = {**GOOD, "NODE_ENV": "production", "IS_ORCHESTRATOR": "1", "BASE_URI": "https://api.example.com",
-           "CUSTOM_CODE_RUNNER_URI": "http://runner:5000", "TMP_S3_BUCKET": "t", "CONNECTORS_S3_BUCKET": "c",
-           "STATIC_S3_BUCKET": "s", "BASE_STATIC_URI": "https://static.example.com"}
+    env = {
+        **GOOD,
+        "NODE_ENV": "production",
+        "IS_ORCHESTRATOR": "1",
+        "BASE_URI": "https://api.example.com",
+        "CUSTOM_CODE_RUNNER_URI": "http://runner:5000",
+        "TMP_S3_BUCKET": "t",
+        "CONNECTORS_S3_BUCKET": "c",
+        "STATIC_S3_BUCKET": "s",
+        "BASE_STATIC_URI": "https://static.example.com",
+    }
     found = problems(env)
     assert len(found) == 1 and "only one mode" in found[0]
 

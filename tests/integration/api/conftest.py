@@ -61,4 +61,6 @@ class Tenant:
 @pytest.fixture
 def tenant(services) -> Tenant:
     workspace, secret = create_workspace(services)
-    return Tenant(workspace, secret, workspace_token(workspace, secret), customer_token(workspace, secret, "cust-1"))
+    return Tenant(
+        workspace, secret, workspace_token(workspace, secret), customer_token(workspace, secret, "cust-1")
+    )

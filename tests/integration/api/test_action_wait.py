@@ -11,8 +11,18 @@ from engine.store import action_runs as run_store
 def _insert(services, state: str) -> str:
     from engine.domain.common import now
 
-    run_store.insert(services.db, {"_id": "arun_1", "workspaceId": "ws", "actionKey": "a", "state": state,
-                                   "createdAt": now(), "attempts": 1, "output": {"x": 1}})
+    run_store.insert(
+        services.db,
+        {
+            "_id": "arun_1",
+            "workspaceId": "ws",
+            "actionKey": "a",
+            "state": state,
+            "createdAt": now(),
+            "attempts": 1,
+            "output": {"x": 1},
+        },
+    )
     return "arun_1"
 
 

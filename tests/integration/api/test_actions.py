@@ -28,16 +28,26 @@ def connected(client, tenant, demo):
     return create_connection(client, tenant.customer, {"baseUrl": demo.url, "apiKey": DEMO_API_KEY})
 
 
-CREATE_CONTACT = {"type": "http", "method": "POST", "path": "/contacts",
-                  "body": {"email": "{{ input.email }}", "first_name": "{{ input.name | default }}"}}
-EMAIL_SCHEMA = {"type": "object", "required": ["email"], "properties": {"email": {"type": "string"},
-                                                                         "name": {"type": "string"}}}
+CREATE_CONTACT = {
+    "type": "http",
+    "method": "POST",
+    "path": "/contacts",
+    "body": {"email": "{{ input.email }}", "first_name": "{{ input.name | default }}"},
+}
+EMAIL_SCHEMA = {
+    "type": "object",
+    "required": ["email"],
+    "properties": {"email": {"type": "string"}, "name": {"type": "string"}},
+}
 
 
 def test_declarative_action_runs_and_answers(client, services, tenant, connected, worker, demo):
     create_action(client, tenant.admin, "create-contact", CREATE_CONTACT, input_schema=EMAIL_SCHEMA)
-    response = client.post("/actions/create-contact/run", headers=auth_header(tenant.customer),
-                           json={"input": {"email": "ada@example.com", "name": "Ada"}})
+    response = client.post(
+        "/actions/create-contact/run",
+        headers=auth_header(tenant.customer),
+        json={"input": {"email": "ada@example.com", "name": "Ada"}},
+    )
     assert response.status_code == 200, response.get_json()
     run = response.get_json()
     assert run["state"] == "completed" and run["output"]["email"] == "ada@example.com"
@@ -45,14 +55,24 @@ def test_declarative_action_runs_and_answers(client, services, tenant, connected
     polled = client.get(f"/action-runs/{run['id']}", headers=auth_header(tenant.customer)).get_json()
     assert polled["state"] == "completed" and polled["durationMs"] >= 0
     # Another customer cannot read the run.
-    assert client.get(f"/action-runs/{run['id']}", headers=auth_header(tenant.token_of("x"))).status_code == 404
+    assert (
+        client.get(f"/action-runs/{run['id']}", headers=auth_header(tenant.token_of("x"))).status_code == 404
+    )
 
 
 def test_connector_operation_and_app_error(client, tenant, connected, worker):
-    create_action(client, tenant.admin, "get-contact", {"type": "connector", "name": "get-contact"},
-                  input_schema={"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}})
-    response = client.post("/actions/get-contact/run", headers=auth_header(tenant.customer),
-                           json={"input": {"id": "does-not-exist"}})
+    create_action(
+        client,
+        tenant.admin,
+        "get-contact",
+        {"type": "connector", "name": "get-contact"},
+        input_schema={"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+    )
+    response = client.post(
+        "/actions/get-contact/run",
+        headers=auth_header(tenant.customer),
+        json={"input": {"id": "does-not-exist"}},
+    )
     assert response.status_code == 502, response.get_json()
     error = response.get_json()["error"]
     assert error["appStatus"] == 404 and "404" in error["message"] and error["actionRunId"]
@@ -60,36 +80,48 @@ def test_connector_operation_and_app_error(client, tenant, connected, worker):
 
 def test_input_is_checked_before_anything_is_stored(client, services, tenant, connected):
     create_action(client, tenant.admin, "create-contact", CREATE_CONTACT, input_schema=EMAIL_SCHEMA)
-    response = client.post("/actions/create-contact/run", headers=auth_header(tenant.customer),
-                           json={"input": {"name": "no email"}})
+    response = client.post(
+        "/actions/create-contact/run",
+        headers=auth_header(tenant.customer),
+        json={"input": {"name": "no email"}},
+    )
     assert response.status_code == 400 and response.get_json()["error"]["field"] == "input.email"
     assert services.db.action_runs.count_documents({}) == 0
 
 
 def test_admin_names_the_connection_and_202_when_no_worker(client, services, tenant, connected):
     create_action(client, tenant.admin, "echo", {"type": "transform", "output": {"hello": "{{ input.who }}"}})
-    missing = client.post("/actions/create-contact/run", headers=auth_header(tenant.admin), json={"input": {}})
+    missing = client.post(
+        "/actions/create-contact/run", headers=auth_header(tenant.admin), json={"input": {}}
+    )
     assert missing.status_code == 404
-    response = client.post("/actions/echo/run?waitSeconds=0", headers=auth_header(tenant.admin),
-                           json={"input": {"who": "x"}, "connectionId": connected["id"]})
+    response = client.post(
+        "/actions/echo/run?waitSeconds=0",
+        headers=auth_header(tenant.admin),
+        json={"input": {"who": "x"}, "connectionId": connected["id"]},
+    )
     assert response.status_code == 202 and response.get_json()["state"] == "queued"
     assert services.db.action_runs.count_documents({"state": "queued"}) == 1
 
 
 def test_transform_action_and_redis_erased(client, services, tenant, connected, worker):
     create_action(client, tenant.admin, "echo", {"type": "transform", "output": {"hello": "{{ input.who }}"}})
-    response = client.post("/actions/echo/run", headers=auth_header(tenant.customer), json={"input": {"who": "y"}})
+    response = client.post(
+        "/actions/echo/run", headers=auth_header(tenant.customer), json={"input": {"who": "y"}}
+    )
     assert response.status_code == 200 and response.get_json()["output"] == {"hello": "y"}
 
 
-def test_run_whose_message_was_lost_is_recovered_from_mongo(client, services, tenant, connected, engine_env,
-                                                            start_engine):
+def test_run_whose_message_was_lost_is_recovered_from_mongo(
+    client, services, tenant, connected, engine_env, start_engine
+):
     from engine.domain import action_runs
 
     create_action(client, tenant.admin, "echo", {"type": "transform", "output": {"hello": "{{ input.who }}"}})
     # Given a run queued while no worker runs, whose message is then lost with Redis
-    response = client.post("/actions/echo/run?waitSeconds=0", headers=auth_header(tenant.customer),
-                           json={"input": {"who": "z"}})
+    response = client.post(
+        "/actions/echo/run?waitSeconds=0", headers=auth_header(tenant.customer), json={"input": {"who": "z"}}
+    )
     run_id = response.get_json()["id"]
     services.redis.flushdb()
     worker = start_engine({**engine_env, "IS_API": "0", "IS_INSTANT_TASKS_WORKER": "1"})

@@ -40,20 +40,44 @@ def test_same_workspace_key_twice_is_409(client, services):
     assert response.status_code == 409 and response.get_json()["error"]["field"] == "key"
 
 
-@pytest.mark.parametrize("make_header, status, reason", [
-    (lambda s, w, sec: {}, 401, "missing token"),
-    (lambda s, w, sec: {"Authorization": "Basic abc"}, 401, "malformed Authorization"),
-    (lambda s, w, sec: auth_header("not.a.jwt"), 401, "malformed token"),
-    (lambda s, w, sec: auth_header(jwt.encode({"workspaceKey": w.key, "isAdmin": True,
-                                                "exp": int(time.time()) + 60}, None, algorithm="none")),
-     401, "alg: none"),
-    (lambda s, w, sec: auth_header(mint_workspace_token(w.key, "wrong-secret-0123456789")), 401, "signature"),
-    (lambda s, w, sec: auth_header(mint_workspace_token(w.key, sec, now=datetime.now(UTC) - timedelta(days=2))),
-     401, "expired"),
-    (lambda s, w, sec: auth_header(mint_workspace_token("nope", sec)), 401, "unknown workspace"),
-    (lambda s, w, sec: auth_header(mint_platform_admin_token("another-secret-0123456789")), 401, "signature"),
-    (lambda s, w, sec: auth_header(customer_token(w, sec, "c1")), 403, "workspace admin"),
-])
+@pytest.mark.parametrize(
+    "make_header, status, reason",
+    [
+        (lambda s, w, sec: {}, 401, "missing token"),
+        (lambda s, w, sec: {"Authorization": "Basic abc"}, 401, "malformed Authorization"),
+        (lambda s, w, sec: auth_header("not.a.jwt"), 401, "malformed token"),
+        (
+            lambda s, w, sec: auth_header(
+                jwt.encode(
+                    {"workspaceKey": w.key, "isAdmin": True, "exp": int(time.time()) + 60},
+                    None,
+                    algorithm="none",
+                )
+            ),
+            401,
+            "alg: none",
+        ),
+        (
+            lambda s, w, sec: auth_header(mint_workspace_token(w.key, "wrong-secret-0123456789")),
+            401,
+            "signature",
+        ),
+        (
+            lambda s, w, sec: auth_header(
+                mint_workspace_token(w.key, sec, now=datetime.now(UTC) - timedelta(days=2))
+            ),
+            401,
+            "expired",
+        ),
+        (lambda s, w, sec: auth_header(mint_workspace_token("nope", sec)), 401, "unknown workspace"),
+        (
+            lambda s, w, sec: auth_header(mint_platform_admin_token("another-secret-0123456789")),
+            401,
+            "signature",
+        ),
+        (lambda s, w, sec: auth_header(customer_token(w, sec, "c1")), 403, "workspace admin"),
+    ],
+)
 def test_bad_tokens_are_refused_with_a_reason(client, services, make_header, status, reason):
     workspace, secret = create_workspace(services)
     response = client.get("/customers", headers=make_header(services, workspace, secret))
@@ -83,7 +107,9 @@ def test_workspace_admin_manages_customers_of_its_workspace_only(client, service
     assert client.get(f"/customers/{customer_id}", headers=auth_header(admin_a)).status_code == 200
     assert client.get(f"/customers/{customer_id}", headers=auth_header(admin_b)).status_code == 404
     assert client.delete(f"/customers/{customer_id}", headers=auth_header(admin_b)).status_code == 404
-    assert client.post("/customers", headers=auth_header(admin_a), json={"internalId": "c1"}).status_code == 409
+    assert (
+        client.post("/customers", headers=auth_header(admin_a), json={"internalId": "c1"}).status_code == 409
+    )
     assert client.delete(f"/customers/{customer_id}", headers=auth_header(admin_a)).status_code == 204
 
 

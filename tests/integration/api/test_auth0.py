@@ -48,8 +48,14 @@ def engine_env(stack, test_id, jwks_domain):
 
 
 def _console_token(key, domain: str, workspace_key: str, **overrides) -> str:
-    claims = {"iss": domain.rstrip("/") + "/", "aud": CLIENT_ID, "sub": "auth0|ada",
-              "workspaceKey": workspace_key, "exp": int(time.time()) + 600, **overrides}
+    claims = {
+        "iss": domain.rstrip("/") + "/",
+        "aud": CLIENT_ID,
+        "sub": "auth0|ada",
+        "workspaceKey": workspace_key,
+        "exp": int(time.time()) + 600,
+        **overrides,
+    }
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
 
 
@@ -61,10 +67,12 @@ def test_console_user_acts_as_workspace_admin(config, services, signing_key, jwk
     assert client.get("/customers", headers=auth_header(token)).status_code == 200
     # Wrong audience, wrong key, expired, unknown workspace: 401 with a reason.
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    for bad in (_console_token(signing_key, jwks_domain, workspace.key, aud="someone-else"),
-                _console_token(other_key, jwks_domain, workspace.key),
-                _console_token(signing_key, jwks_domain, workspace.key, exp=int(time.time()) - 60),
-                _console_token(signing_key, jwks_domain, "no-such-workspace")):
+    for bad in (
+        _console_token(signing_key, jwks_domain, workspace.key, aud="someone-else"),
+        _console_token(other_key, jwks_domain, workspace.key),
+        _console_token(signing_key, jwks_domain, workspace.key, exp=int(time.time()) - 60),
+        _console_token(signing_key, jwks_domain, "no-such-workspace"),
+    ):
         response = client.get("/customers", headers=auth_header(bad))
         assert response.status_code == 401 and response.get_json()["error"]["message"]
     # A console user is not a platform admin.

@@ -51,13 +51,21 @@ ROUTES = [
     ("GET", "/connections/{connection}", None, {A: 200, C: 200, OW: 404, OC: 404, "default": 403}),
     ("DELETE", "/connections/{connection}", None, {A: 204, C: 204, OW: 404, OC: 404, "default": 403}),
     ("POST", "/connections/{connection}/test", None, {A: 200, C: 200, OW: 404, OC: 404, "default": 403}),
-    ("POST", "/actions", {"key": "new-action", "integrationKey": "demo",
-                          "operation": {"type": "transform", "output": {}}}, {A: 201, OW: 404, "default": 403}),
+    (
+        "POST",
+        "/actions",
+        {"key": "new-action", "integrationKey": "demo", "operation": {"type": "transform", "output": {}}},
+        {A: 201, OW: 404, "default": 403},
+    ),
     ("GET", "/actions", None, {A: 200, C: 200, OW: 200, OC: 200, "default": 403}),
     ("GET", "/actions/echo", None, {A: 200, C: 200, OW: 404, OC: 200, "default": 403}),
     ("DELETE", "/actions/echo", None, {A: 204, OW: 404, "default": 403}),
-    ("POST", "/actions/echo/run?waitSeconds=0", {"input": {"who": "x"}},
-     {A: 202, C: 202, OW: 404, OC: 202, "default": 403}),
+    (
+        "POST",
+        "/actions/echo/run?waitSeconds=0",
+        {"input": {"who": "x"}},
+        {A: 202, C: 202, OW: 404, OC: 202, "default": 403},
+    ),
     ("GET", "/action-runs", None, {A: 200, C: 200, OW: 200, OC: 200, "default": 403}),
     ("GET", "/action-runs/{run}", None, {A: 200, C: 200, OW: 404, OC: 404, "default": 403}),
 ]
@@ -86,13 +94,20 @@ def world(client, services, demo):
     assert run.status_code == 202
     customer_id = services.db.customers.find_one({"internalId": "cust-1"})["_id"]
     tokens = {
-        "platform": admin_token(services), "admin": admin, "customer": customer,
+        "platform": admin_token(services),
+        "admin": admin,
+        "customer": customer,
         "other_workspace": workspace_token(other, other_secret),
-        "other_customer": customer_token(workspace, secret, "cust-2"), "none": None,
+        "other_customer": customer_token(workspace, secret, "cust-2"),
+        "none": None,
         "bad": mint_workspace_token(workspace.key, "not-the-secret-0123456789"),
     }
-    ids = {"ws": workspace.key, "customer": customer_id, "connection": connection["id"],
-           "run": run.get_json()["id"]}
+    ids = {
+        "ws": workspace.key,
+        "customer": customer_id,
+        "connection": connection["id"],
+        "run": run.get_json()["id"],
+    }
     return tokens, ids, credentials
 
 
@@ -107,8 +122,10 @@ def test_authorization_matrix(client, world, route, caller):
     if body == "zip":
         import io
 
-        kwargs.update(data={"file": (io.BytesIO(_bump(demo_connector_zip(), "9.0.0")), "c.zip")},
-                      content_type="multipart/form-data")
+        kwargs.update(
+            data={"file": (io.BytesIO(_bump(demo_connector_zip(), "9.0.0")), "c.zip")},
+            content_type="multipart/form-data",
+        )
     elif body == "connect":
         payload = {"integrationKey": "demo", "credentials": credentials}
         if caller in ("admin", "other_workspace"):
@@ -124,9 +141,23 @@ def test_authorization_matrix(client, world, route, caller):
 
 def test_matrix_covers_every_route_of_issue_3(client):
     mine = ("workspaces", "customers", "connectors", "integrations", "connections", "actions", "action_runs")
-    rules = {(m, r.rule) for r in client.application.url_map.iter_rules() if r.endpoint.split(".")[0] in mine
-             for m in r.methods - {"HEAD", "OPTIONS"}}
-    covered = {(m, p.split("?")[0].replace("{ws}", "<key>").replace("{customer}", "<customer_id>")
-                .replace("{connection}", "<connection_id>").replace("{run}", "<run_id>")
-                .replace("/demo", "/<key>").replace("/echo", "/<key>")) for m, p, _, _ in ROUTES}
+    rules = {
+        (m, r.rule)
+        for r in client.application.url_map.iter_rules()
+        if r.endpoint.split(".")[0] in mine
+        for m in r.methods - {"HEAD", "OPTIONS"}
+    }
+    covered = {
+        (
+            m,
+            p.split("?")[0]
+            .replace("{ws}", "<key>")
+            .replace("{customer}", "<customer_id>")
+            .replace("{connection}", "<connection_id>")
+            .replace("{run}", "<run_id>")
+            .replace("/demo", "/<key>")
+            .replace("/echo", "/<key>"),
+        )
+        for m, p, _, _ in ROUTES
+    }
     assert rules - covered == set()

@@ -36,9 +36,13 @@ def test_upload_versions_and_list(client, services, tenant):
     newer = upload_connector(client, tenant.admin, _bump(demo_connector_zip(), "1.1.0"))
     assert newer.status_code == 201 and newer.get_json()["currentVersion"] == "1.1.0"
     listed = client.get("/connectors", headers=auth_header(tenant.admin)).get_json()["items"]
-    assert [(c["key"], [v["version"] for v in c["versions"]]) for c in listed] == [("demo", ["1.0.0", "1.1.0"])]
-    keys = services.blobs.keys_older_than(services.blobs.buckets.connectors,
-                                          __import__("datetime").datetime(2100, 1, 1, tzinfo=__import__("datetime").UTC))
+    assert [(c["key"], [v["version"] for v in c["versions"]]) for c in listed] == [
+        ("demo", ["1.0.0", "1.1.0"])
+    ]
+    keys = services.blobs.keys_older_than(
+        services.blobs.buckets.connectors,
+        __import__("datetime").datetime(2100, 1, 1, tzinfo=__import__("datetime").UTC),
+    )
     assert len(keys) == 2 and all(k.startswith(tenant.workspace.id + "/demo/") for k in keys)
 
 
@@ -59,7 +63,9 @@ def test_connect_test_and_never_return_credentials(client, services, tenant, dem
     assert integration["connectorKey"] == "demo"
     connection = create_connection(client, tenant.customer, {"baseUrl": demo.url, "apiKey": DEMO_API_KEY})
     assert connection["state"] == "READY" and DEMO_API_KEY not in str(connection)
-    report = client.post(f"/connections/{connection['id']}/test", headers=auth_header(tenant.customer)).get_json()
+    report = client.post(
+        f"/connections/{connection['id']}/test", headers=auth_header(tenant.customer)
+    ).get_json()
     assert report["ok"] is True
     stored = services.db.connections.find_one({"_id": connection["id"]})
     assert DEMO_API_KEY not in repr(stored)
@@ -72,20 +78,30 @@ def test_connect_test_and_never_return_credentials(client, services, tenant, dem
 def test_wrong_key_sets_error_state(client, tenant, demo):
     upload_demo_connector(client, tenant.admin)
     create_integration(client, tenant.admin)
-    connection = create_connection(client, tenant.customer, {"baseUrl": demo.url, "apiKey": "wrong-key-123456"})
-    report = client.post(f"/connections/{connection['id']}/test", headers=auth_header(tenant.customer)).get_json()
+    connection = create_connection(
+        client, tenant.customer, {"baseUrl": demo.url, "apiKey": "wrong-key-123456"}
+    )
+    report = client.post(
+        f"/connections/{connection['id']}/test", headers=auth_header(tenant.customer)
+    ).get_json()
     assert report["ok"] is False and report["state"] == "ERROR" and report["error"]["appStatus"] == 401
 
 
 def test_credentials_checked_against_auth_schema_without_echo(client, services, tenant, demo):
     upload_demo_connector(client, tenant.admin)
     create_integration(client, tenant.admin)
-    response = client.post("/connections", headers=auth_header(tenant.customer),
-                           json={"integrationKey": "demo", "credentials": {"baseUrl": "ftp://x", "apiKey": "s3cr3t-value"}})
+    response = client.post(
+        "/connections",
+        headers=auth_header(tenant.customer),
+        json={"integrationKey": "demo", "credentials": {"baseUrl": "ftp://x", "apiKey": "s3cr3t-value"}},
+    )
     assert response.status_code == 400
     assert response.get_json()["error"]["field"] == "credentials.baseUrl"
     assert "ftp://x" not in response.get_data(as_text=True)
-    response = client.post("/connections", headers=auth_header(tenant.customer),
-                           json={"integrationKey": "demo", "credentials": {"baseUrl": demo.url}})
+    response = client.post(
+        "/connections",
+        headers=auth_header(tenant.customer),
+        json={"integrationKey": "demo", "credentials": {"baseUrl": demo.url}},
+    )
     assert response.get_json()["error"]["field"] == "credentials.apiKey"
     assert services.db.connections.count_documents({}) == 0

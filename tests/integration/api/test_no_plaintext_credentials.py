@@ -31,26 +31,55 @@ def test_credentials_never_in_plaintext(client, services, tenant, demo, worker, 
 
     upload_demo_connector(client, tenant.admin)
     create_integration(client, tenant.admin, parameters={"clientId": "cid", "clientSecret": PARAMETER_SECRET})
-    connect = call("POST", "/connections", tenant.customer,
-                   json={"integrationKey": "demo", "credentials": {"baseUrl": demo.url, "apiKey": DEMO_API_KEY}})
+    connect = call(
+        "POST",
+        "/connections",
+        tenant.customer,
+        json={"integrationKey": "demo", "credentials": {"baseUrl": demo.url, "apiKey": DEMO_API_KEY}},
+    )
     connection_id = connect.get_json()["id"]
     call("POST", f"/connections/{connection_id}/test", tenant.customer)
     # An action that echoes the key in a header and the body: the log record must redact it.
-    create_action(client, tenant.admin, "create", {"type": "http", "method": "POST", "path": "/contacts",
-                                                   "headers": {"X-Echo": "{{ connection.apiKey }}"},
-                                                   "body": {"email": "{{ input.email }}",
-                                                            "company": "{{ connection.apiKey }}"}})
+    create_action(
+        client,
+        tenant.admin,
+        "create",
+        {
+            "type": "http",
+            "method": "POST",
+            "path": "/contacts",
+            "headers": {"X-Echo": "{{ connection.apiKey }}"},
+            "body": {"email": "{{ input.email }}", "company": "{{ connection.apiKey }}"},
+        },
+    )
     create_action(client, tenant.admin, "missing", {"type": "connector", "name": "get-contact"})
-    assert call("POST", "/actions/create/run", tenant.customer, json={"input": {"email": "a@b.c"}}).status_code == 200
-    assert call("POST", "/actions/missing/run", tenant.customer, json={"input": {"id": "nope"}}).status_code == 502
-    for path in ("/connections", f"/connections/{connection_id}", "/integrations", "/integrations/demo",
-                 "/action-runs", "/connectors/demo", "/actions"):
+    assert (
+        call("POST", "/actions/create/run", tenant.customer, json={"input": {"email": "a@b.c"}}).status_code
+        == 200
+    )
+    assert (
+        call("POST", "/actions/missing/run", tenant.customer, json={"input": {"id": "nope"}}).status_code
+        == 502
+    )
+    for path in (
+        "/connections",
+        f"/connections/{connection_id}",
+        "/integrations",
+        "/integrations/demo",
+        "/action-runs",
+        "/connectors/demo",
+        "/actions",
+    ):
         call("GET", path, tenant.admin)
     call("GET", "/action-runs", tenant.customer)
     call("GET", "/openapi.json", tenant.admin)
     # A failed reconnect whose validation error must not echo the key either.
-    call("POST", "/connections", tenant.customer,
-         json={"integrationKey": "demo", "credentials": {"baseUrl": "nope", "apiKey": DEMO_API_KEY}})
+    call(
+        "POST",
+        "/connections",
+        tenant.customer,
+        json={"integrationKey": "demo", "credentials": {"baseUrl": "nope", "apiKey": DEMO_API_KEY}},
+    )
 
     stored = []
     for name in services.db.list_collection_names():

@@ -37,11 +37,19 @@ def _credentials(services, connection_id: str) -> dict:
 
 def test_authorize_exchange_and_refresh(client, services, tenant, oauth_demo):
     upload_demo_connector(client, tenant.admin, "demo-oauth2")
-    create_integration(client, tenant.admin, key="crm", connector_key="demo-oauth2",
-                       parameters={"clientId": "demo-client", "clientSecret": CLIENT_SECRET})
+    create_integration(
+        client,
+        tenant.admin,
+        key="crm",
+        connector_key="demo-oauth2",
+        parameters={"clientId": "demo-client", "clientSecret": CLIENT_SECRET},
+    )
     # Given a customer who starts connecting
-    response = client.post("/connections", headers=auth_header(tenant.customer),
-                           json={"integrationKey": "crm", "credentials": {"baseUrl": oauth_demo}})
+    response = client.post(
+        "/connections",
+        headers=auth_header(tenant.customer),
+        json={"integrationKey": "crm", "credentials": {"baseUrl": oauth_demo}},
+    )
     assert response.status_code == 201
     connection = response.get_json()
     assert connection["state"] == "DISCONNECTED" and connection["authorizationUrl"].startswith(oauth_demo)
@@ -56,7 +64,9 @@ def test_authorize_exchange_and_refresh(client, services, tenant, oauth_demo):
     assert first["accessToken"] and first["refreshToken"]
     # When the access token is near expiry and the connection is used
     time.sleep(1.1)
-    report = client.post(f"/connections/{connection['id']}/test", headers=auth_header(tenant.customer)).get_json()
+    report = client.post(
+        f"/connections/{connection['id']}/test", headers=auth_header(tenant.customer)
+    ).get_json()
     assert report["ok"] is True, report
     # Then the new access token is persisted and the refresh token kept (the app sent none back)
     second = _credentials(services, connection["id"])

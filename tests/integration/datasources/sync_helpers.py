@@ -62,13 +62,17 @@ def connect_tenant(services: Services, demo_url: str, customer_internal_id: str 
     factories.upload_demo_connector(client, admin)
     factories.create_integration(client, admin)
     customer = factories.customer_token(workspace, secret, customer_internal_id)
-    connection = factories.create_connection(client, customer, credentials={"baseUrl": demo_url, "apiKey": API_KEY})
+    connection = factories.create_connection(
+        client, customer, credentials={"baseUrl": demo_url, "apiKey": API_KEY}
+    )
     return Tenant(client, admin, customer, connection, workspace)
 
 
 def create_source(tenant: Tenant, token: str | None = None, **fields: Any) -> dict[str, Any]:
     body = {"connectionId": tenant.connection["id"], "collection": "contacts", **fields}
-    response = tenant.client.post("/data-sources", json=body, headers=factories.auth_header(token or tenant.admin))
+    response = tenant.client.post(
+        "/data-sources", json=body, headers=factories.auth_header(token or tenant.admin)
+    )
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
@@ -92,9 +96,17 @@ class CrashAfterPages(JobContext):
 
 
 def sync_job(source: dict[str, Any], mode: str, job_id: str | None = None) -> Job:
-    return Job(id=job_id or new_id("job"), kind="data-source-sync", state=JobState.RUNNING,
-               workspace_id="", customer_id=source.get("customerId", ""), connection_id=source["connectionId"],
-               payload={"dataSourceId": source["id"], "mode": mode}, launched_by="test", attempts=1)
+    return Job(
+        id=job_id or new_id("job"),
+        kind="data-source-sync",
+        state=JobState.RUNNING,
+        workspace_id="",
+        customer_id=source.get("customerId", ""),
+        connection_id=source["connectionId"],
+        payload={"dataSourceId": source["id"], "mode": mode},
+        launched_by="test",
+        attempts=1,
+    )
 
 
 def run_handler(services: Services, job: Job, ctx: JobContext | None = None) -> dict[str, Any] | None:

@@ -17,20 +17,25 @@ def tenant(services, demo):
 
 
 def post(tenant, body, token=None):
-    return tenant.client.post("/data-sources", json=body, headers=factories.auth_header(token or tenant.admin))
+    return tenant.client.post(
+        "/data-sources", json=body, headers=factories.auth_header(token or tenant.admin)
+    )
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"connectionId": None}, "connectionId"),
-    ({"connectionId": "con_nope"}, "connectionId"),
-    ({"collection": "deals"}, "collection"),
-    ({"pullUpdatesIntervalSeconds": 1}, "pullUpdatesIntervalSeconds"),
-    ({"pullUpdatesIntervalSeconds": "60"}, "pullUpdatesIntervalSeconds"),
-    ({"fullSyncIntervalSeconds": 10**9}, "fullSyncIntervalSeconds"),
-    ({"pullUpdatesIntervalSeconds": 7200, "fullSyncIntervalSeconds": 3600}, "fullSyncIntervalSeconds"),
-    ({"pageSize": 0}, "pageSize"),
-    ({"surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"connectionId": None}, "connectionId"),
+        ({"connectionId": "con_nope"}, "connectionId"),
+        ({"collection": "deals"}, "collection"),
+        ({"pullUpdatesIntervalSeconds": 1}, "pullUpdatesIntervalSeconds"),
+        ({"pullUpdatesIntervalSeconds": "60"}, "pullUpdatesIntervalSeconds"),
+        ({"fullSyncIntervalSeconds": 10**9}, "fullSyncIntervalSeconds"),
+        ({"pullUpdatesIntervalSeconds": 7200, "fullSyncIntervalSeconds": 3600}, "fullSyncIntervalSeconds"),
+        ({"pageSize": 0}, "pageSize"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
 def test_invalid_bodies_answer_400_naming_the_field(tenant, change, field):
     body = {"connectionId": tenant.connection["id"], "collection": "contacts", **change}
     body = {k: v for k, v in body.items() if v is not None}
@@ -42,7 +47,9 @@ def test_invalid_bodies_answer_400_naming_the_field(tenant, change, field):
 def test_create_read_list_sync_now_and_delete(services, tenant):
     created = create_source(tenant, pullUpdatesIntervalSeconds=60, fullSyncIntervalSeconds=3600, pageSize=50)
     assert created["state"] == "idle" and created["recordsSeen"] == 0 and created["nextFullAt"]
-    assert post(tenant, {"connectionId": tenant.connection["id"], "collection": "contacts"}).status_code == 409
+    assert (
+        post(tenant, {"connectionId": tenant.connection["id"], "collection": "contacts"}).status_code == 409
+    )
     headers = factories.auth_header(tenant.admin)
     listed = tenant.client.get("/data-sources", headers=headers).get_json()
     assert [item["id"] for item in listed["items"]] == [created["id"]]
@@ -54,14 +61,23 @@ def test_create_read_list_sync_now_and_delete(services, tenant):
     assert job.kind == "data-source-sync" and job.payload == {"dataSourceId": created["id"], "mode": "full"}
     again = tenant.client.post(f"/data-sources/{created['id']}/sync", json={}, headers=headers)
     assert again.status_code == 409 and again.get_json()["error"]["activeJobId"] == job.id
-    assert tenant.client.get(f"/data-sources/{created['id']}", headers=headers).get_json()["state"] == "queued"
+    assert (
+        tenant.client.get(f"/data-sources/{created['id']}", headers=headers).get_json()["state"] == "queued"
+    )
 
     # The queued job, run by its handler (what a queued worker does), syncs and frees the data source
     assert run_handler(services, job)["status"] == "completed"
     detail = tenant.client.get(f"/data-sources/{created['id']}", headers=headers).get_json()
-    assert (detail["state"], detail["recordsSeen"], detail["pages"], detail["activeJobId"]) == ("idle", 120, 3, None)
+    assert (detail["state"], detail["recordsSeen"], detail["pages"], detail["activeJobId"]) == (
+        "idle",
+        120,
+        3,
+        None,
+    )
     assert detail["lastSync"]["created"] == 120 and detail["lastError"] is None and detail["lastSyncAt"]
-    assert tenant.client.post(f"/data-sources/{created['id']}/sync", json={}, headers=headers).status_code == 202
+    assert (
+        tenant.client.post(f"/data-sources/{created['id']}/sync", json={}, headers=headers).status_code == 202
+    )
 
     assert tenant.client.delete(f"/data-sources/{created['id']}", headers=headers).status_code == 204
     assert tenant.client.get(f"/data-sources/{created['id']}", headers=headers).status_code == 404
@@ -76,10 +92,16 @@ def test_customers_see_and_sync_only_their_own(services, tenant):
     assert tenant.client.get(f"/data-sources/{own['id']}", headers=headers).status_code == 404
     assert tenant.client.post(f"/data-sources/{own['id']}/sync", json={}, headers=headers).status_code == 404
     assert tenant.client.get("/data-sources", headers=headers).get_json()["items"] == []
-    refused = post(tenant, {"connectionId": tenant.connection["id"], "collection": "contacts"}, token=other_token)
+    refused = post(
+        tenant, {"connectionId": tenant.connection["id"], "collection": "contacts"}, token=other_token
+    )
     assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "connectionId"
-    assert tenant.client.get(f"/data-sources/{own['id']}",
-                             headers=factories.auth_header(tenant.customer)).status_code == 200
+    assert (
+        tenant.client.get(
+            f"/data-sources/{own['id']}", headers=factories.auth_header(tenant.customer)
+        ).status_code
+        == 200
+    )
 
 
 def _secret_of(services, tenant) -> str:
@@ -93,7 +115,11 @@ def test_deleting_a_connections_data_sources(services, tenant):
 
     first = create_source(tenant)
     pull = create_source(tenant, kind="event-pull", pullUpdatesIntervalSeconds=30)
-    assert pull["kind"] == "event-pull" and pull["fullSyncIntervalSeconds"] is None and pull["nextFullAt"] is None
+    assert (
+        pull["kind"] == "event-pull"
+        and pull["fullSyncIntervalSeconds"] is None
+        and pull["nextFullAt"] is None
+    )
     assert service.delete_for_connection(services, tenant.connection["id"]) == 2
     headers = factories.auth_header(tenant.admin)
     assert tenant.client.get(f"/data-sources/{first['id']}", headers=headers).status_code == 404

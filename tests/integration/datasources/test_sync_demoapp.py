@@ -47,8 +47,9 @@ class ProgressWatcher(threading.Thread):
 
     def run(self) -> None:
         while not self.done.is_set():
-            body = self.tenant.client.get(f"/data-sources/{self.source_id}",
-                                          headers=factories.auth_header(self.tenant.admin)).get_json()
+            body = self.tenant.client.get(
+                f"/data-sources/{self.source_id}", headers=factories.auth_header(self.tenant.admin)
+            ).get_json()
             if body.get("currentSync"):
                 self.seen.append((body["state"], body["pages"], body["recordsSeen"]))
             time.sleep(0.05)
@@ -57,10 +58,13 @@ class ProgressWatcher(threading.Thread):
 def test_sync_of_5000_contacts_with_faults_a_crash_changes_and_deletions(services, demo):
     # Given 5,000 contacts in the app, and an app that throws 429s and 500s
     demo.admin("seed", count=COUNT)
-    demo.admin("faults", rate_429=0.03, rate_500=0.04, retry_after_seconds=1, seed=11, fail_next=[429, 500, 500])
+    demo.admin(
+        "faults", rate_429=0.03, rate_500=0.04, retry_after_seconds=1, seed=11, fail_next=[429, 500, 500]
+    )
     tenant = connect_tenant(services, demo.url)
-    source = create_source(tenant, pageSize=PAGE_SIZE, pullUpdatesIntervalSeconds=60,
-                           fullSyncIntervalSeconds=3600)
+    source = create_source(
+        tenant, pageSize=PAGE_SIZE, pullUpdatesIntervalSeconds=60, fullSyncIntervalSeconds=3600
+    )
 
     # When the first (full) sync crashes after 20 pages, while someone watches its progress
     watcher = ProgressWatcher(tenant, source["id"])
@@ -68,7 +72,9 @@ def test_sync_of_5000_contacts_with_faults_a_crash_changes_and_deletions(service
     job = sync_job(source, "full")
     with pytest.raises(Crash):
         run_handler(services, job, CrashAfterPages(services, job, CRASH_AFTER_PAGES))
-    crashed = tenant.client.get(f"/data-sources/{source['id']}", headers=factories.auth_header(tenant.admin)).get_json()
+    crashed = tenant.client.get(
+        f"/data-sources/{source['id']}", headers=factories.auth_header(tenant.admin)
+    ).get_json()
     assert crashed["pages"] == CRASH_AFTER_PAGES and crashed["lastCursor"]
     assert crashed["activeJobId"] == job.id and crashed["state"] == "syncing"
 
@@ -90,9 +96,14 @@ def test_sync_of_5000_contacts_with_faults_a_crash_changes_and_deletions(service
     assert len(pages_seen) >= 3 and pages_seen[0] < TOTAL_PAGES
     # MongoDB matches the app, and each contact fired exactly one `created`
     assert stored_records(services, source["id"]) == demo.live_contacts()
-    assert (events(services, source["id"], "created"), events(services, source["id"], "updated"),
-            events(services, source["id"], "deleted")) == (COUNT, 0, 0)
-    detail = tenant.client.get(f"/data-sources/{source['id']}", headers=factories.auth_header(tenant.admin)).get_json()
+    assert (
+        events(services, source["id"], "created"),
+        events(services, source["id"], "updated"),
+        events(services, source["id"], "deleted"),
+    ) == (COUNT, 0, 0)
+    detail = tenant.client.get(
+        f"/data-sources/{source['id']}", headers=factories.auth_header(tenant.admin)
+    ).get_json()
     assert detail["state"] == "idle" and detail["activeJobId"] is None and detail["lastSyncAt"]
     assert detail["lastSync"]["created"] == COUNT and detail["recordsSeen"] >= COUNT
 
@@ -102,8 +113,9 @@ def test_sync_of_5000_contacts_with_faults_a_crash_changes_and_deletions(service
     with requests.Session() as session:
         session.headers["X-Api-Key"] = API_KEY
         for contact_id in ids[::50]:
-            session.patch(f"{demo.url}/contacts/{contact_id}", json={"company": "Changed Inc"},
-                          timeout=5).raise_for_status()
+            session.patch(
+                f"{demo.url}/contacts/{contact_id}", json={"company": "Changed Inc"}, timeout=5
+            ).raise_for_status()
         for contact_id in ids[1:11]:
             session.delete(f"{demo.url}/contacts/{contact_id}", timeout=5).raise_for_status()
 
@@ -120,8 +132,11 @@ def test_sync_of_5000_contacts_with_faults_a_crash_changes_and_deletions(service
     # Then MongoDB matches the app exactly, and 5,000 created + 100 updated + 10 deleted fired
     assert stored_records(services, source["id"]) == demo.live_contacts()
     assert len(demo.live_contacts()) == COUNT - 10
-    assert (events(services, source["id"], "created"), events(services, source["id"], "updated"),
-            events(services, source["id"], "deleted")) == (COUNT, 100, 10)
+    assert (
+        events(services, source["id"], "created"),
+        events(services, source["id"], "updated"),
+        events(services, source["id"], "deleted"),
+    ) == (COUNT, 100, 10)
 
 
 def test_a_sync_stopped_midway_leaves_the_claim_free_and_the_next_one_resumes(services, demo):
@@ -137,7 +152,9 @@ def test_a_sync_stopped_midway_leaves_the_claim_free_and_the_next_one_resumes(se
     job = sync_job(source, "full")
     stopped = run_handler(services, job, StopAfterFive(services, job, 5))
     assert stopped["status"] == "stopped" and stopped["pages"] == 5
-    detail = tenant.client.get(f"/data-sources/{source['id']}", headers=factories.auth_header(tenant.admin)).get_json()
+    detail = tenant.client.get(
+        f"/data-sources/{source['id']}", headers=factories.auth_header(tenant.admin)
+    ).get_json()
     assert detail["activeJobId"] is None and detail["currentSync"]["cursor"]
 
     resumed = run_handler(services, sync_job(source, "full"))

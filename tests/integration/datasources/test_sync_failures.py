@@ -38,7 +38,10 @@ def test_retry_after_is_followed_and_5xx_retried(services, demo):
     assert result["status"] == "completed" and result["created"] == 300
     assert (result["rateLimited"], result["unavailable"]) == (1, 2)
     # 7 s waited for the 429 (in slices, polling should_stop), then the first two backoff steps
-    assert pytest.approx(sum(sleeps), abs=0.5) == 7 + UNAVAILABLE_BACKOFF_SECONDS[0] + UNAVAILABLE_BACKOFF_SECONDS[1]
+    assert (
+        pytest.approx(sum(sleeps), abs=0.5)
+        == 7 + UNAVAILABLE_BACKOFF_SECONDS[0] + UNAVAILABLE_BACKOFF_SECONDS[1]
+    )
 
 
 def test_an_app_down_for_good_fails_the_sync_keeping_its_cursor(services, demo):
@@ -47,14 +50,22 @@ def test_an_app_down_for_good_fails_the_sync_keeping_its_cursor(services, demo):
     sleeps = Sleeps()
 
     # One page in (then stopped), the app goes down for good
-    first = run_sync(services, source["id"], job_id="job_1", mode="full", ctx=_StopAfterOnePage(services, source),
-                     sleep=sleeps)
+    first = run_sync(
+        services,
+        source["id"],
+        job_id="job_1",
+        mode="full",
+        ctx=_StopAfterOnePage(services, source),
+        sleep=sleeps,
+    )
     assert first["status"] == "stopped" and first["pages"] == 1
     demo.admin("faults", rate_500=1.0)
     with pytest.raises(AppUnavailable):
         run_sync(services, source["id"], job_id="job_2", mode="full", ctx=Ctx(), sleep=sleeps)
     document = sources_store.find_by_id(services.db, source["id"])
-    assert document["state"] == "failed" and document["activeJobId"] is None and "500" in document["lastError"]
+    assert (
+        document["state"] == "failed" and document["activeJobId"] is None and "500" in document["lastError"]
+    )
     assert document["currentSync"]["pages"] == 1 and document["currentSync"]["cursor"]
     assert len(sleeps) >= len(UNAVAILABLE_BACKOFF_SECONDS)
 

@@ -49,22 +49,39 @@ def test_a_claim_whose_job_ended_is_released(services, demo):
     assert sources_store.find_by_id(services.db, source["id"])["activeJobId"] == job_id
     assert release_stale_claims(services, now()) == [source["id"]]
     document = sources_store.find_by_id(services.db, source["id"])
-    assert document["activeJobId"] is None and document["state"] == "idle" and "stopped" in document["lastError"]
+    assert (
+        document["activeJobId"] is None and document["state"] == "idle" and "stopped" in document["lastError"]
+    )
 
 
 def test_an_event_pull_fires_events_for_changes_after_its_creation_only(services, demo):
     demo.admin("seed", count=40)
     tenant = connect_tenant(services, demo.url)
-    pull = service.ensure_event_pull(services, workspace_id=tenant.workspace.id,
-                                     customer_id=tenant.connection and _customer_id(services, tenant),
-                                     connection_id=tenant.connection["id"], collection="contacts", interval_seconds=30)
-    assert service.ensure_event_pull(services, workspace_id=tenant.workspace.id, customer_id=pull.customer_id,
-                                     connection_id=tenant.connection["id"], collection="contacts").id == pull.id
+    pull = service.ensure_event_pull(
+        services,
+        workspace_id=tenant.workspace.id,
+        customer_id=tenant.connection and _customer_id(services, tenant),
+        connection_id=tenant.connection["id"],
+        collection="contacts",
+        interval_seconds=30,
+    )
+    assert (
+        service.ensure_event_pull(
+            services,
+            workspace_id=tenant.workspace.id,
+            customer_id=pull.customer_id,
+            connection_id=tenant.connection["id"],
+            collection="contacts",
+        ).id
+        == pull.id
+    )
     ids = sorted(demo.live_contacts())
     with requests.Session() as session:
         session.headers["X-Api-Key"] = API_KEY
         for contact_id in ids[:3]:
-            session.patch(f"{demo.url}/contacts/{contact_id}", json={"company": "Moved"}, timeout=5).raise_for_status()
+            session.patch(
+                f"{demo.url}/contacts/{contact_id}", json={"company": "Moved"}, timeout=5
+            ).raise_for_status()
         session.post(f"{demo.url}/contacts", json={"email": "new@example.com"}, timeout=5).raise_for_status()
 
     [job_id] = queue_due_syncs(services, now())
@@ -75,7 +92,9 @@ def test_an_event_pull_fires_events_for_changes_after_its_creation_only(services
     assert records_store.count_events(services.db, pull.id, "updated") == 3
     assert records_store.count_events(services.db, pull.id, "created") == 1
     # The next pull starts from the high-water mark: nothing new, nothing fired
-    again = run_handler(services, get_job(services, queue_due_syncs(services, now() + timedelta(seconds=31))[0]))
+    again = run_handler(
+        services, get_job(services, queue_due_syncs(services, now() + timedelta(seconds=31))[0])
+    )
     assert again["created"] == again["updated"] == 0
     assert records_store.count_events(services.db, pull.id) == 4
 

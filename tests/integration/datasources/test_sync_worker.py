@@ -16,7 +16,9 @@ TOTAL_PAGES = COUNT // PAGE_SIZE
 KILL_AT_PAGES = 15
 
 
-def test_sigkilled_worker_mid_sync_resumes_from_the_cursor_on_a_new_worker(services, engine_env, start_engine, demo):
+def test_sigkilled_worker_mid_sync_resumes_from_the_cursor_on_a_new_worker(
+    services, engine_env, start_engine, demo
+):
     # Given 3,000 contacts (an occasional 429 slows the pages) and a queued worker
     demo.admin("seed", count=COUNT)
     demo.admin("faults", rate_429=0.05, retry_after_seconds=1, seed=5)
@@ -25,8 +27,9 @@ def test_sigkilled_worker_mid_sync_resumes_from_the_cursor_on_a_new_worker(servi
     worker = start_worker(start_engine, engine_env)
 
     # When a full sync is requested and the worker is killed after 15 pages
-    response = tenant.client.post(f"/data-sources/{source['id']}/sync", json={"full": True},
-                                  headers=factories.auth_header(tenant.admin))
+    response = tenant.client.post(
+        f"/data-sources/{source['id']}/sync", json={"full": True}, headers=factories.auth_header(tenant.admin)
+    )
     assert response.status_code == 202
     job_id = response.get_json()["jobId"]
 
@@ -55,4 +58,6 @@ def test_sigkilled_worker_mid_sync_resumes_from_the_cursor_on_a_new_worker(servi
     stored = {d["externalId"]: d["record"] for d in records_store.all_of_source(services.db, source["id"])}
     assert stored == demo.live_contacts()
     assert records_store.count_events(services.db, source["id"], "created") == COUNT
-    print(f"\nkilled at page {pages_at_kill}/{TOTAL_PAGES}; {fetched_after} requests after; attempts={job.attempts}")
+    print(
+        f"\nkilled at page {pages_at_kill}/{TOTAL_PAGES}; {fetched_after} requests after; attempts={job.attempts}"
+    )

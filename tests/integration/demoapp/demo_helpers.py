@@ -38,8 +38,9 @@ class RunningApp:
 
 def serve(app: Any) -> tuple[str, Any]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-server",
-                     daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-server", daemon=True
+    ).start()
     return f"http://127.0.0.1:{server.server_port}", server
 
 
@@ -56,8 +57,10 @@ def spec_with_auth(auth_type: str) -> ConnectorSpec:
     if auth_type == "api-key-query":
         auth["apiKey"] = {"in": "query", "name": "api_key", "value": "{{ connection.apiKey }}"}
     elif auth_type == "basic":
-        auth.update(type="basic", basic={"username": "{{ connection.username }}",
-                                         "password": "{{ connection.password }}"})
+        auth.update(
+            type="basic",
+            basic={"username": "{{ connection.username }}", "password": "{{ connection.password }}"},
+        )
         del auth["apiKey"]
     elif auth_type == "bearer":
         auth.update(type="bearer", bearer={"token": "{{ connection.apiKey }}"})

@@ -26,13 +26,22 @@ def test_full_and_incremental_listing_of_5000_contacts(demo, session, api_key_sp
 
     changed = sorted(ids[::50])  # 100 contacts
     for contact_id in changed:
-        session.patch(f"{demo.url}/contacts/{contact_id}", json={"company": "changed"},
-                      headers={"X-Api-Key": API_KEY}, timeout=5).raise_for_status()
+        session.patch(
+            f"{demo.url}/contacts/{contact_id}",
+            json={"company": "changed"},
+            headers={"X-Api-Key": API_KEY},
+            timeout=5,
+        ).raise_for_status()
     deleted = ids[1:11]
     for contact_id in deleted:
         session.delete(f"{demo.url}/contacts/{contact_id}", headers={"X-Api-Key": API_KEY}, timeout=5)
-    increment = [r for page in list_records(api_key_spec, "contacts", credentials, since=last_seen,
-                                            session=session, page_size=30) for r in page.records]
+    increment = [
+        r
+        for page in list_records(
+            api_key_spec, "contacts", credentials, since=last_seen, session=session, page_size=30
+        )
+        for r in page.records
+    ]
     # updated_since is inclusive: the last record of the full listing comes back once more.
     assert {r["id"] for r in increment} - {ids[-1]} == set(changed)
     assert all(r["company"] == "changed" for r in increment if r["id"] != ids[-1])
@@ -46,8 +55,9 @@ def test_resume_from_the_cursor_after_429_and_500(demo, session, api_key_spec):
     records, cursor, faults, retry_afters = [], None, 0, set()
     while True:
         try:
-            for page in list_records(api_key_spec, "contacts", credentials, cursor=cursor, session=session,
-                                     page_size=50):
+            for page in list_records(
+                api_key_spec, "contacts", credentials, cursor=cursor, session=session, page_size=50
+            ):
                 records += page.records
                 cursor = page.next_cursor
             break

@@ -22,8 +22,11 @@ def _flow_with_trigger(key: str, trigger: dict) -> dict:
 
 def _enable(client, tenant, connection, body) -> dict:
     assert client.post("/flows", headers=auth_header(tenant.admin), json=body).status_code == 201
-    response = client.post("/flow-instances", headers=auth_header(tenant.admin),
-                           json={"flowId": body["key"], "connectionId": connection["id"]})
+    response = client.post(
+        "/flow-instances",
+        headers=auth_header(tenant.admin),
+        json={"flowId": body["key"], "connectionId": connection["id"]},
+    )
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
@@ -36,20 +39,38 @@ def _process(services, event_id: str) -> list[str]:
 
 
 def _runs(services, tenant, instance_id: str):
-    jobs, _ = list_jobs(services, workspace_id=tenant.workspace.id, kind="flow-run",
-                        payload_filter={"flowInstanceId": instance_id})
+    jobs, _ = list_jobs(
+        services,
+        workspace_id=tenant.workspace.id,
+        kind="flow-run",
+        payload_filter={"flowInstanceId": instance_id},
+    )
     return jobs
 
 
 def test_a_webhook_is_stored_then_starts_matching_instances_once(client, services, tenant, connection):
-    trigger = {"type": "data-record-updated-trigger",
-               "config": {"dataSource": "contacts", "webhookEvents": ["contact.updated"]}}
+    trigger = {
+        "type": "data-record-updated-trigger",
+        "config": {"dataSource": "contacts", "webhookEvents": ["contact.updated"]},
+    }
     hooked = _enable(client, tenant, connection, _flow_with_trigger("hooked", trigger))
-    other = _enable(client, tenant, connection, _flow_with_trigger("other", {**trigger, "config": {
-        "dataSource": "contacts", "webhookEvents": ["contact.deleted"]}}))
+    other = _enable(
+        client,
+        tenant,
+        connection,
+        _flow_with_trigger(
+            "other", {**trigger, "config": {"dataSource": "contacts", "webhookEvents": ["contact.deleted"]}}
+        ),
+    )
 
-    response = client.post(f"/webhooks/demo/{connection['id']}", json={
-        "id": "e1", "type": "contact.updated", "data": {"id": "c1", "people": [{"name": "z", "age": 40}]}})
+    response = client.post(
+        f"/webhooks/demo/{connection['id']}",
+        json={
+            "id": "e1",
+            "type": "contact.updated",
+            "data": {"id": "c1", "people": [{"name": "z", "age": 40}]},
+        },
+    )
 
     assert response.status_code == 202
     event = response.get_json()
@@ -66,24 +87,33 @@ def test_a_webhook_is_stored_then_starts_matching_instances_once(client, service
 
 
 def test_the_event_type_may_come_from_a_header(client, services, tenant, connection):
-    trigger = {"type": "data-record-created-trigger",
-               "config": {"dataSource": "contacts", "webhookEvents": ["contact.created"]}}
+    trigger = {
+        "type": "data-record-created-trigger",
+        "config": {"dataSource": "contacts", "webhookEvents": ["contact.created"]},
+    }
     instance = _enable(client, tenant, connection, _flow_with_trigger("hdr", trigger))
-    response = client.post(f"/webhooks/demo/{connection['id']}", json={"data": {"id": "c2"}},
-                           headers={"X-Demo-Event": "contact.created"})
+    response = client.post(
+        f"/webhooks/demo/{connection['id']}",
+        json={"data": {"id": "c2"}},
+        headers={"X-Demo-Event": "contact.created"},
+    )
     assert response.status_code == 202
     assert len(_process(services, response.get_json()["id"])) == 1
     assert len(_runs(services, tenant, instance["id"])) == 1
 
 
-def test_malformed_too_large_or_unknown_webhooks_are_refused_and_nothing_is_queued(client, services, connection):
+def test_malformed_too_large_or_unknown_webhooks_are_refused_and_nothing_is_queued(
+    client, services, connection
+):
     url = f"/webhooks/demo/{connection['id']}"
     assert client.post(url, data=b"{nope", content_type="application/json").status_code == 400
     assert client.post(url, json=[1, 2]).status_code == 400
     assert client.post(url, json={"no": "type"}).status_code == 400
     big = b'{"type": "x", "pad": "' + b"x" * MAX_EVENT_BYTES + b'"}'
     assert client.post(url, data=big, content_type="application/json").status_code == 413
-    assert client.post("/webhooks/other-integration/" + connection["id"], json={"type": "x"}).status_code == 404
+    assert (
+        client.post("/webhooks/other-integration/" + connection["id"], json={"type": "x"}).status_code == 404
+    )
     assert client.post("/webhooks/demo/con_missing", json={"type": "x"}).status_code == 404
     assert services.db.events.count_documents({}) == 0
     assert services.db.jobs.count_documents({}) == 0
@@ -96,8 +126,11 @@ def test_app_events_start_the_workspaces_app_event_flows(client, services, tenan
     instance = _enable(client, tenant, connection, body)
     assert client.post("/app-events/invoice-paid", json={"people": []}).status_code == 401
 
-    response = client.post("/app-events/invoice-paid", headers=auth_header(tenant.customer),
-                           json={"people": [{"name": "x", "age": 20}]})
+    response = client.post(
+        "/app-events/invoice-paid",
+        headers=auth_header(tenant.customer),
+        json={"people": [{"name": "x", "age": 20}]},
+    )
 
     assert response.status_code == 202
     [run_id] = _process(services, response.get_json()["id"])
@@ -112,13 +145,31 @@ def test_app_events_start_the_workspaces_app_event_flows(client, services, tenan
 
 
 def test_data_record_events_from_syncs(client, services, tenant, connection):
-    created = _enable(client, tenant, connection, _flow_with_trigger(
-        "on-create", {"type": "data-record-created-trigger", "config": {"dataSource": "contacts"}}))
-    deleted = _enable(client, tenant, connection, _flow_with_trigger(
-        "on-delete", {"type": "data-record-deleted-trigger", "config": {"dataSource": "contacts"}}))
+    created = _enable(
+        client,
+        tenant,
+        connection,
+        _flow_with_trigger(
+            "on-create", {"type": "data-record-created-trigger", "config": {"dataSource": "contacts"}}
+        ),
+    )
+    deleted = _enable(
+        client,
+        tenant,
+        connection,
+        _flow_with_trigger(
+            "on-delete", {"type": "data-record-deleted-trigger", "config": {"dataSource": "contacts"}}
+        ),
+    )
 
-    event = emit_data_record_event(services, connection_id=connection["id"], data_source_id="ds_1",
-                                   data_source_key="contacts", change="created", record={"id": "r1"})
+    event = emit_data_record_event(
+        services,
+        connection_id=connection["id"],
+        data_source_id="ds_1",
+        data_source_key="contacts",
+        change="created",
+        record={"id": "r1"},
+    )
 
     [run_id] = _process(services, event["_id"])
     run = get_job(services, run_id)
@@ -126,6 +177,14 @@ def test_data_record_events_from_syncs(client, services, tenant, connection):
     assert run.payload["input"] == {"change": "created", "dataSourceId": "ds_1", "record": {"id": "r1"}}
     assert _runs(services, tenant, deleted["id"]) == []
     # A change nothing listens to stores and queues nothing.
-    assert emit_data_record_event(services, connection_id=connection["id"], data_source_id="ds_1",
-                                  change="updated", record={"id": "r1"}) is None
+    assert (
+        emit_data_record_event(
+            services,
+            connection_id=connection["id"],
+            data_source_id="ds_1",
+            change="updated",
+            record={"id": "r1"},
+        )
+        is None
+    )
     assert services.db.events.count_documents({}) == 1

@@ -14,12 +14,16 @@ def test_create_get_list_update_delete_a_flow(client, tenant):
     assert created.status_code == 201, created.get_json()
     flow = created.get_json()
     assert flow["key"] == "f1" and flow["trigger"]["key"] == "trigger" and len(flow["nodes"]) == 3
-    assert client.get(f"/flows/{flow['id']}", headers=auth_header(tenant.admin)).get_json()["id"] == flow["id"]
+    assert (
+        client.get(f"/flows/{flow['id']}", headers=auth_header(tenant.admin)).get_json()["id"] == flow["id"]
+    )
     assert client.get("/flows/f1", headers=auth_header(tenant.admin)).get_json()["id"] == flow["id"]
     client.post("/flows", headers=auth_header(tenant.admin), json=light_flow("f2"))
     page = client.get("/flows?limit=1", headers=auth_header(tenant.admin)).get_json()
     assert len(page["items"]) == 1 and page["cursor"]
-    second = client.get(f"/flows?limit=1&cursor={page['cursor']}", headers=auth_header(tenant.admin)).get_json()
+    second = client.get(
+        f"/flows?limit=1&cursor={page['cursor']}", headers=auth_header(tenant.admin)
+    ).get_json()
     assert [f["key"] for f in page["items"] + second["items"]] == ["f1", "f2"]
 
     body = transform_flow("f1")
@@ -58,19 +62,31 @@ def test_customers_cannot_define_flows(client, tenant):
 
 
 def test_duplicate_flow_key_is_409(client, tenant):
-    assert client.post("/flows", headers=auth_header(tenant.admin), json=light_flow("same")).status_code == 201
-    assert client.post("/flows", headers=auth_header(tenant.admin), json=light_flow("same")).status_code == 409
+    assert (
+        client.post("/flows", headers=auth_header(tenant.admin), json=light_flow("same")).status_code == 201
+    )
+    assert (
+        client.post("/flows", headers=auth_header(tenant.admin), json=light_flow("same")).status_code == 409
+    )
 
 
 def test_instances_enable_disable_and_customer_scope(client, services, tenant, connection):
     flow = client.post("/flows", headers=auth_header(tenant.admin), json=transform_flow("inst")).get_json()
-    response = client.post("/flow-instances", headers=auth_header(tenant.customer),
-                           json={"flowId": "inst", "connectionId": connection["id"], "parameters": {"team": "A"}})
+    response = client.post(
+        "/flow-instances",
+        headers=auth_header(tenant.customer),
+        json={"flowId": "inst", "connectionId": connection["id"], "parameters": {"team": "A"}},
+    )
     assert response.status_code == 201, response.get_json()
     instance = response.get_json()
-    assert instance["flowId"] == flow["id"] and instance["enabled"] and instance["triggerType"] == "api-trigger"
-    again = client.post("/flow-instances", headers=auth_header(tenant.admin),
-                        json={"flowId": flow["id"], "connectionId": connection["id"]})
+    assert (
+        instance["flowId"] == flow["id"] and instance["enabled"] and instance["triggerType"] == "api-trigger"
+    )
+    again = client.post(
+        "/flow-instances",
+        headers=auth_header(tenant.admin),
+        json={"flowId": flow["id"], "connectionId": connection["id"]},
+    )
     assert again.status_code == 409
 
     disabled = client.post(f"/flow-instances/{instance['id']}/disable", headers=auth_header(tenant.customer))
@@ -79,17 +95,26 @@ def test_instances_enable_disable_and_customer_scope(client, services, tenant, c
     assert client.get(f"/flow-instances/{instance['id']}", headers=auth_header(other)).status_code == 404
     assert client.get("/flow-instances", headers=auth_header(other)).get_json()["items"] == []
     assert len(client.get("/flow-instances", headers=auth_header(tenant.admin)).get_json()["items"]) == 1
-    foreign = client.post("/flow-instances", headers=auth_header(other),
-                          json={"flowId": flow["id"], "connectionId": connection["id"]})
+    foreign = client.post(
+        "/flow-instances",
+        headers=auth_header(other),
+        json={"flowId": flow["id"], "connectionId": connection["id"]},
+    )
     assert foreign.status_code == 404 and foreign.get_json()["error"]["field"] == "connectionId"
 
 
 def test_schedule_instances_carry_their_schedule_for_the_orchestrator(client, services, tenant, connection):
     body = copy.deepcopy(light_flow("sched"))
-    body["trigger"] = {"type": "schedule-trigger", "config": {"cron": "*/5 * * * *", "timezone": "Europe/Paris"}}
+    body["trigger"] = {
+        "type": "schedule-trigger",
+        "config": {"cron": "*/5 * * * *", "timezone": "Europe/Paris"},
+    }
     client.post("/flows", headers=auth_header(tenant.admin), json=body)
-    instance = client.post("/flow-instances", headers=auth_header(tenant.admin),
-                           json={"flowId": "sched", "connectionId": connection["id"]}).get_json()
+    instance = client.post(
+        "/flow-instances",
+        headers=auth_header(tenant.admin),
+        json={"flowId": "sched", "connectionId": connection["id"]},
+    ).get_json()
     assert instance["schedule"] == {"cron": "*/5 * * * *", "timezone": "Europe/Paris", "overlap": "skip"}
     next_run = datetime.fromisoformat(instance["nextRunAt"].replace("Z", "+00:00"))
     assert next_run > datetime.now(UTC) and next_run.minute % 5 == 0

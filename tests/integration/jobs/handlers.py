@@ -16,10 +16,18 @@ EVENTS = "test_job_events"
 
 
 def _record(ctx, job, what: str) -> None:
-    ctx.services.db[EVENTS].insert_one({"jobId": job.id, "what": what, "at": datetime.now(UTC),
-                                        "mono": time.time(), "connectionId": job.connection_id,
-                                        "customerId": job.customer_id, "workspaceId": job.workspace_id,
-                                        "attempt": job.attempts})
+    ctx.services.db[EVENTS].insert_one(
+        {
+            "jobId": job.id,
+            "what": what,
+            "at": datetime.now(UTC),
+            "mono": time.time(),
+            "connectionId": job.connection_id,
+            "customerId": job.customer_id,
+            "workspaceId": job.workspace_id,
+            "attempt": job.attempts,
+        }
+    )
 
 
 set_limit_class("test-flow-sleep", FLOW_CLASS)

@@ -19,8 +19,15 @@ from engine.store import limits as limits_store
 
 
 def _enqueue(services, customer, connection=None, kind="flow-run", workspace="ws1"):
-    return enqueue_job(services, kind=kind, workspace_id=workspace, customer_id=customer, connection_id=connection,
-                       payload={}, launched_by="api")
+    return enqueue_job(
+        services,
+        kind=kind,
+        workspace_id=workspace,
+        customer_id=customer,
+        connection_id=connection,
+        payload={},
+        launched_by="api",
+    )
 
 
 def _dispatched(services):
@@ -69,15 +76,30 @@ def test_a_single_run_of_b_goes_next_after_a_deep_backlog(services, fake_workers
     assert list(_dispatched(services)) == [a_jobs[1].id]
 
 
-@pytest.mark.parametrize("limit_name,limit_key,jobs", [
-    ("parallelFlowRunsPerConnection", "conn", [("A", "c1")] * 6),
-    ("parallelBackgroundJobsPerCustomer", "cus", [("A", "c1"), ("A", "c2"), ("A", "c3"), ("A", "c4")] * 2),
-    ("parallelFlowRuns", "ws", [("A", "c1"), ("B", "c2"), ("C", "c3"), ("D", "c4")] * 2),
-])
+@pytest.mark.parametrize(
+    "limit_name,limit_key,jobs",
+    [
+        ("parallelFlowRunsPerConnection", "conn", [("A", "c1")] * 6),
+        (
+            "parallelBackgroundJobsPerCustomer",
+            "cus",
+            [("A", "c1"), ("A", "c2"), ("A", "c3"), ("A", "c4")] * 2,
+        ),
+        ("parallelFlowRuns", "ws", [("A", "c1"), ("B", "c2"), ("C", "c3"), ("D", "c4")] * 2),
+    ],
+)
 def test_parallel_limits_hold_with_many_free_workers(services, fake_workers, limit_name, limit_key, jobs):
     services = dataclasses.replace(services, config=dataclasses.replace(services.config, enable_limits=True))
-    limits_store.put(services.db, "ws:ws1", {"parallelFlowRuns": 100, "parallelBackgroundJobsPerCustomer": 100,
-                                             "parallelFlowRunsPerConnection": 100, limit_name: 2})
+    limits_store.put(
+        services.db,
+        "ws:ws1",
+        {
+            "parallelFlowRuns": 100,
+            "parallelBackgroundJobsPerCustomer": 100,
+            "parallelFlowRunsPerConnection": 100,
+            limit_name: 2,
+        },
+    )
     fake_workers(8)
     for customer, connection in jobs:
         _enqueue(services, customer, connection)
@@ -113,8 +135,16 @@ def test_stop_a_queued_job_at_once_and_release_its_slot(services, fake_workers):
 
 def test_expired_lease_goes_back_to_queue_then_fails_after_max_attempts(services, fake_workers):
     fake_workers(1)
-    job = enqueue_job(services, kind="test-noop", workspace_id="ws1", customer_id="A", connection_id=None,
-                      payload={}, launched_by="api", max_attempts=2)
+    job = enqueue_job(
+        services,
+        kind="test-noop",
+        workspace_id="ws1",
+        customer_id="A",
+        connection_id=None,
+        payload={},
+        launched_by="api",
+        max_attempts=2,
+    )
     for attempt in (1, 2):
         document = store.find(services.db, job.id)
         claimed = execution.claim(services, job.id, document["dispatchToken"], f"dead-{attempt}")
@@ -151,7 +181,9 @@ def test_counters_and_slots_are_exact_when_processes_create_them_at_once(service
     assert sum(slots) == 3 and len(store.slot_holders(services.db, "fresh-slot")) == 3
 
 
-def test_queue_size_per_workspace_counts_every_queued_job_and_frees_places_as_jobs_start(services, fake_workers):
+def test_queue_size_per_workspace_counts_every_queued_job_and_frees_places_as_jobs_start(
+    services, fake_workers
+):
     limits_store.put(services.db, "ws:ws1", {"queuedTasksQueueSize": 2})
     first = _enqueue(services, "A", None, kind="test-noop")
     _enqueue(services, "B", None, kind="test-noop")
@@ -162,5 +194,8 @@ def test_queue_size_per_workspace_counts_every_queued_job_and_frees_places_as_jo
     # a queued job that starts leaves the queue
     fake_workers(1)
     dispatch(services)
-    assert execution.claim(services, first.id, store.find(services.db, first.id)["dispatchToken"], "w") is not None
+    assert (
+        execution.claim(services, first.id, store.find(services.db, first.id)["dispatchToken"], "w")
+        is not None
+    )
     _enqueue(services, "C", None, kind="test-noop")

@@ -29,7 +29,9 @@ def test_platform_admin_reads_and_sets_workspace_limits(services, setup):
     body = client.get(f"/limits/workspaces/{workspace.key}", headers=headers).get_json()
     assert body["limits"]["parallelFlowRunsPerConnection"] == 1
     assert body["limits"]["queuedTasksQueueSize"] == 100_000
-    response = client.put(f"/limits/workspaces/{workspace.key}", headers=headers, json={"parallelFlowRuns": 3})
+    response = client.put(
+        f"/limits/workspaces/{workspace.key}", headers=headers, json={"parallelFlowRuns": 3}
+    )
     assert response.status_code == 200
     assert response.get_json()["limits"]["parallelFlowRuns"] == 3
     # a workspace admin may not
@@ -37,16 +39,20 @@ def test_platform_admin_reads_and_sets_workspace_limits(services, setup):
     assert client.put(f"/limits/workspaces/{workspace.key}", headers=admin, json={}).status_code == 403
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"parallelFlowRuns": -1}, "parallelFlowRuns"),
-    ({"parallelFlowRuns": "3"}, "parallelFlowRuns"),
-    ({"parallelFlowRuns": 1.5}, "parallelFlowRuns"),
-    ({"noSuchLimit": 1}, "noSuchLimit"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"parallelFlowRuns": -1}, "parallelFlowRuns"),
+        ({"parallelFlowRuns": "3"}, "parallelFlowRuns"),
+        ({"parallelFlowRuns": 1.5}, "parallelFlowRuns"),
+        ({"noSuchLimit": 1}, "noSuchLimit"),
+    ],
+)
 def test_invalid_workspace_limits_are_400_naming_the_limit(services, setup, body, field):
     client, workspace, _ = setup
-    response = client.put(f"/limits/workspaces/{workspace.key}", headers=auth_header(admin_token(services)),
-                          json=body)
+    response = client.put(
+        f"/limits/workspaces/{workspace.key}", headers=auth_header(admin_token(services)), json=body
+    )
     assert response.status_code == 400
     assert response.get_json()["error"]["field"] == field
 
@@ -55,12 +61,14 @@ def test_workspace_admin_sets_only_per_customer_limits(services, setup):
     client, workspace, secret = setup
     customer = create_customer(services, workspace, "cust-1")
     admin = auth_header(workspace_token(workspace, secret))
-    response = client.put(f"/limits/customers/{customer.id}", headers=admin,
-                          json={"parallelFlowRunsPerConnection": 4})
+    response = client.put(
+        f"/limits/customers/{customer.id}", headers=admin, json={"parallelFlowRunsPerConnection": 4}
+    )
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["limits"]["parallelFlowRunsPerConnection"] == 4
-    assert client.get("/limits/customers/cust-1", headers=admin).get_json()["overrides"] == \
-        {"parallelFlowRunsPerConnection": 4}
+    assert client.get("/limits/customers/cust-1", headers=admin).get_json()["overrides"] == {
+        "parallelFlowRunsPerConnection": 4
+    }
     refused = client.put(f"/limits/customers/{customer.id}", headers=admin, json={"parallelFlowRuns": 4})
     assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "parallelFlowRuns"
 
@@ -71,8 +79,11 @@ def test_customer_rate_limit_is_429_with_retry_after(services, config):
     workspace, secret = create_workspace(services)
     client = create_app(config, services).test_client()
     customer = create_customer(services, workspace, "busy")
-    client.put(f"/limits/customers/{customer.id}", headers=auth_header(workspace_token(workspace, secret)),
-               json={"apiRequestsPerCustomerPerSecond": 3})
+    client.put(
+        f"/limits/customers/{customer.id}",
+        headers=auth_header(workspace_token(workspace, secret)),
+        json={"apiRequestsPerCustomerPerSecond": 3},
+    )
     headers = auth_header(customer_token(workspace, secret, "busy"))
     statuses = [client.get("/limits/customers/busy", headers=headers) for _ in range(6)]
     limited = [r for r in statuses if r.status_code == 429]

@@ -19,11 +19,20 @@ def _gauge(text: str, name: str, labels: str = "") -> float:
 
 
 def _enqueue(services, customer, connection):
-    return enqueue_job(services, kind="flow-run", workspace_id="ws1", customer_id=customer,
-                       connection_id=connection, payload={}, launched_by="api")
+    return enqueue_job(
+        services,
+        kind="flow-run",
+        workspace_id="ws1",
+        customer_id=customer,
+        connection_id=connection,
+        payload={},
+        launched_by="api",
+    )
 
 
-def test_workers_required_counts_running_and_startable_work_not_work_held_by_limits(services, config, fake_workers):
+def test_workers_required_counts_running_and_startable_work_not_work_held_by_limits(
+    services, config, fake_workers
+):
     config = dataclasses.replace(config, enable_limits=True)
     services = dataclasses.replace(services, config=config)
     limits_store.put(services.db, "ws:ws1", {"parallelFlowRuns": 100})
@@ -39,8 +48,9 @@ def test_workers_required_counts_running_and_startable_work_not_work_held_by_lim
     # and 5 ready runs that limits let start (each on its own connection and customer)
     for i in range(5):
         _enqueue(services, f"ready{i}", f"conn-ready{i}")
-    services.db["action_runs"].insert_many([{"_id": f"ar{i}", "state": "queued"} for i in range(4)]
-                                           + [{"_id": "ar-r", "state": "running"}])
+    services.db["action_runs"].insert_many(
+        [{"_id": f"ar{i}", "state": "queued"} for i in range(4)] + [{"_id": "ar-r", "state": "running"}]
+    )
 
     # When /prometheus is scraped
     text = create_app(config, services).test_client().get("/prometheus").get_data(as_text=True)
@@ -58,8 +68,9 @@ def test_every_replica_reports_the_same_values(services, config, fake_workers):
     fake_workers(2)
     for i in range(4):
         _enqueue(services, f"c{i}", f"conn{i}")
-    scrapes = [create_app(config, services).test_client().get("/prometheus").get_data(as_text=True)
-               for _ in range(2)]
+    scrapes = [
+        create_app(config, services).test_client().get("/prometheus").get_data(as_text=True) for _ in range(2)
+    ]
     for name in ("queued_tasks_workers", "queued_tasks_workers_required"):
         assert _gauge(scrapes[0], name) == _gauge(scrapes[1], name)
     assert _gauge(scrapes[0], "queued_tasks_workers_required") == 4  # limits off: all ready work counts

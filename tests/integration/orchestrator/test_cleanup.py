@@ -27,8 +27,12 @@ def test_records_older_than_retention_are_deleted_and_others_kept(services):
 
 def test_deletion_goes_in_batches_until_done(services):
     retained = Retained("jobs", "finishedAt")
-    services.db["jobs"].insert_many([{"_id": f"j{i}", "finishedAt": NOW - timedelta(days=60)} for i in range(25)])
-    assert delete_older_than(services.db, retained, NOW - timedelta(days=30), batch_size=10, max_batches=2) == 20
+    services.db["jobs"].insert_many(
+        [{"_id": f"j{i}", "finishedAt": NOW - timedelta(days=60)} for i in range(25)]
+    )
+    assert (
+        delete_older_than(services.db, retained, NOW - timedelta(days=30), batch_size=10, max_batches=2) == 20
+    )
     assert delete_older_than(services.db, retained, NOW - timedelta(days=30), batch_size=10) == 5
     assert services.db["jobs"].count_documents({}) == 0
 

@@ -45,10 +45,21 @@ class Runner:
 
 def start_runner(**env: str) -> Runner:
     port = free_port()
-    environment = {**os.environ, "PORT": str(port), "CUSTOM_CODE_RUNNER_HOST": "127.0.0.1",
-                   "RUNNER_TEST_SECRET": SECRET_VALUE, "PYTHONPATH": str(ROOT), **env}
-    process = subprocess.Popen([sys.executable, "-m", "sandbox"], cwd=ROOT, env=environment,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    environment = {
+        **os.environ,
+        "PORT": str(port),
+        "CUSTOM_CODE_RUNNER_HOST": "127.0.0.1",
+        "RUNNER_TEST_SECRET": SECRET_VALUE,
+        "PYTHONPATH": str(ROOT),
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -95,8 +106,12 @@ def _alive(pid: int) -> bool:
 @pytest.fixture(scope="session")
 def runner() -> Iterator[Runner]:
     """The main runner: 4 job spaces, 256 MB and 10 s per job at most, 1 MB output limit."""
-    started = start_runner(CUSTOM_CODE_RUNNER_JOB_SPACES="4", CUSTOM_CODE_MEMORY_LIMIT=str(256 * 1024 * 1024),
-                           CUSTOM_CODE_TIMEOUT_SECONDS="10", CUSTOM_CODE_MAX_OUTPUT_BYTES=str(1024 * 1024),
-                           CUSTOM_CODE_MAX_LOG_BYTES="65536")
+    started = start_runner(
+        CUSTOM_CODE_RUNNER_JOB_SPACES="4",
+        CUSTOM_CODE_MEMORY_LIMIT=str(256 * 1024 * 1024),
+        CUSTOM_CODE_TIMEOUT_SECONDS="10",
+        CUSTOM_CODE_MAX_OUTPUT_BYTES=str(1024 * 1024),
+        CUSTOM_CODE_MAX_LOG_BYTES="65536",
+    )
     yield started
     stop_runner(started)

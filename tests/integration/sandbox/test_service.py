@@ -32,8 +32,9 @@ def test_memory_limit_holds_within_ten_percent(runner, limit_mb):
 
 def test_time_limit_holds_within_ten_percent(runner):
     started = time.monotonic()
-    result = runner.client.run_job("def run(i, c):\n    while True:\n        pass\n", None,
-                                   limits=JobLimits(timeout_seconds=1.0))
+    result = runner.client.run_job(
+        "def run(i, c):\n    while True:\n        pass\n", None, limits=JobLimits(timeout_seconds=1.0)
+    )
     elapsed = time.monotonic() - started
     assert result.status == "failed" and result.error.type == "time_limit"
     assert 1.0 <= elapsed <= 1.1, elapsed
@@ -41,8 +42,9 @@ def test_time_limit_holds_within_ten_percent(runner):
 
 
 def test_sleeping_job_is_killed_on_wall_clock(runner):
-    result = runner.client.run_job("import time\ndef run(i, c):\n    time.sleep(30)\n", None,
-                                   limits=JobLimits(timeout_seconds=0.5))
+    result = runner.client.run_job(
+        "import time\ndef run(i, c):\n    time.sleep(30)\n", None, limits=JobLimits(timeout_seconds=0.5)
+    )
     assert result.error.type == "time_limit" and 500 <= result.duration_ms <= 600
 
 
@@ -54,20 +56,26 @@ def test_limits_above_the_runner_maximum_are_refused(runner):
     assert caught.value.field == "limits.timeout_seconds"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"input": 1}, "code"),
-    ({"code": 5}, "code"),
-    ({"code": "x=1", "entrypoint": "_secret"}, "entrypoint"),
-    ({"code": "x=1", "http": {"base_url": "ftp://x"}}, "http.base_url"),
-    ({"code": "x=1", "connection": [1]}, "connection"),
-    ({"code": "x=1", "surprise": 1}, "surprise"),
-    ([1, 2], "body"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"input": 1}, "code"),
+        ({"code": 5}, "code"),
+        ({"code": "x=1", "entrypoint": "_secret"}, "entrypoint"),
+        ({"code": "x=1", "http": {"base_url": "ftp://x"}}, "http.base_url"),
+        ({"code": "x=1", "connection": [1]}, "connection"),
+        ({"code": "x=1", "surprise": 1}, "surprise"),
+        ([1, 2], "body"),
+    ],
+)
 def test_bad_requests_name_the_field(runner, body, field):
     response = requests.post(runner.url + "/api/v2/jobs", json=body, timeout=5)
     assert response.status_code == 400
-    assert response.json()["error"] == {"type": "invalid_request", "field": field,
-                                        "message": response.json()["error"]["message"]}
+    assert response.json()["error"] == {
+        "type": "invalid_request",
+        "field": field,
+        "message": response.json()["error"]["message"],
+    }
 
 
 def test_malformed_json_is_a_400(runner):
@@ -78,18 +86,27 @@ def test_malformed_json_is_a_400(runner):
 # -- job spaces, 429 and metrics -------------------------------------------------------------------
 def gauges(url: str) -> dict[str, float]:
     text = requests.get(url + "/api/v2/prometheus", timeout=5).text
-    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-            if line.startswith("custom_code_runner_") and "job_spaces" in line}
+    return {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("custom_code_runner_") and "job_spaces" in line
+    }
 
 
 def test_full_runner_answers_429_and_reports_its_spaces():
-    small = start_runner(CUSTOM_CODE_RUNNER_JOB_SPACES="1", CUSTOM_CODE_RUNNER_QUEUE_WAIT_SECONDS="0.2",
-                         CUSTOM_CODE_TIMEOUT_SECONDS="5")
+    small = start_runner(
+        CUSTOM_CODE_RUNNER_JOB_SPACES="1",
+        CUSTOM_CODE_RUNNER_QUEUE_WAIT_SECONDS="0.2",
+        CUSTOM_CODE_TIMEOUT_SECONDS="5",
+    )
     try:
-        assert gauges(small.url) == {"custom_code_runner_total_job_spaces": 1.0,
-                                     "custom_code_runner_remaining_job_spaces": 1.0}
-        busy = threading.Thread(target=small.client.run_job,
-                                args=("import time\ndef run(i, c):\n    time.sleep(1.5)\n", None))
+        assert gauges(small.url) == {
+            "custom_code_runner_total_job_spaces": 1.0,
+            "custom_code_runner_remaining_job_spaces": 1.0,
+        }
+        busy = threading.Thread(
+            target=small.client.run_job, args=("import time\ndef run(i, c):\n    time.sleep(1.5)\n", None)
+        )
         busy.start()
         deadline = time.monotonic() + 2
         while small.health().json()["remaining"] != 0 and time.monotonic() < deadline:
@@ -102,7 +119,9 @@ def test_full_runner_answers_429_and_reports_its_spaces():
         busy.join()
         assert gauges(small.url)["custom_code_runner_remaining_job_spaces"] == 1.0
         assert small.client.run_job("result = 1", None).result == 1
-        busy = threading.Thread(target=_expect_unavailable, args=(small.client, "def run(i, c):\n    while True:\n        pass\n"))
+        busy = threading.Thread(
+            target=_expect_unavailable, args=(small.client, "def run(i, c):\n    while True:\n        pass\n")
+        )
         busy.start()
         time.sleep(0.2)
     finally:
@@ -117,8 +136,14 @@ def _expect_unavailable(client: SandboxClient, code: str) -> None:
 
 def test_waiting_request_gets_the_freed_space(runner):
     results = []
-    threads = [threading.Thread(target=lambda: results.append(runner.client.run_job(
-        "import time\ndef run(i, c):\n    time.sleep(0.3)\n    return i\n", 1))) for _ in range(6)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                runner.client.run_job("import time\ndef run(i, c):\n    time.sleep(0.3)\n    return i\n", 1)
+            )
+        )
+        for _ in range(6)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -143,8 +168,13 @@ class _App(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):  # noqa: N802
-        body = json.dumps({"path": self.path, "auth": self.headers.get("Authorization"),
-                           "custom": self.headers.get("X-Custom")}).encode()
+        body = json.dumps(
+            {
+                "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "custom": self.headers.get("X-Custom"),
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -164,13 +194,22 @@ def app_url():
 
 
 def test_ctx_http_reaches_the_app_with_auth_the_code_never_sees(runner, app_url):
-    code = ("def run(input, ctx):\n    r = ctx.http.get('/contacts', params={'q': 'a'}, headers={'X-Custom': '1'})\n"
-            "    return {'status': r.status_code, 'body': r.json(), 'region': ctx.connection['region']}\n")
-    result = runner.client.run_job(code, None, connection={"region": "eu"},
-                                   http=HttpContext(base_url=app_url + "/v1", headers={"Authorization": "Bearer T0KEN"}))
+    code = (
+        "def run(input, ctx):\n    r = ctx.http.get('/contacts', params={'q': 'a'}, headers={'X-Custom': '1'})\n"
+        "    return {'status': r.status_code, 'body': r.json(), 'region': ctx.connection['region']}\n"
+    )
+    result = runner.client.run_job(
+        code,
+        None,
+        connection={"region": "eu"},
+        http=HttpContext(base_url=app_url + "/v1", headers={"Authorization": "Bearer T0KEN"}),
+    )
     assert result.status == "completed", result
-    assert result.result == {"status": 200, "region": "eu",
-                             "body": {"path": "/v1/contacts?q=a", "auth": "Bearer T0KEN", "custom": "1"}}
+    assert result.result == {
+        "status": 200,
+        "region": "eu",
+        "body": {"path": "/v1/contacts?q=a", "auth": "Bearer T0KEN", "custom": "1"},
+    }
 
 
 def test_ctx_http_refuses_other_hosts(runner, app_url):
@@ -201,6 +240,8 @@ def test_idle_job_processes_are_confined(runner):
 
 
 def test_no_job_process_outlives_its_job(runner):
-    runner.client.run_job("def run(i, c):\n    while True:\n        pass\n", None, limits=JobLimits(timeout_seconds=0.3))
+    runner.client.run_job(
+        "def run(i, c):\n    while True:\n        pass\n", None, limits=JobLimits(timeout_seconds=0.3)
+    )
     time.sleep(0.2)
     assert len(job_processes(runner)) <= 4  # only the idle pool

@@ -31,8 +31,11 @@ def test_tampered_ciphertext_fails():
 
 
 def test_check_names_nested_field_and_can_hide_values():
-    schema = {"type": "object", "required": ["a"], "properties": {"a": {"type": "object", "properties": {
-        "b": {"type": "string", "pattern": "^x"}}}}}
+    schema = {
+        "type": "object",
+        "required": ["a"],
+        "properties": {"a": {"type": "object", "properties": {"b": {"type": "string", "pattern": "^x"}}}},
+    }
     with pytest.raises(ValidationFailed) as missing:
         check(schema, {}, prefix="input")
     assert missing.value.field == "input.a"

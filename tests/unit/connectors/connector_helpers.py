@@ -14,24 +14,40 @@ MINIMAL_SPEC = {
     "baseUri": "https://{{ connection.subdomain }}.acme.test/api",
     "auth": {
         "type": "api-key",
-        "fields": {"type": "object", "required": ["subdomain", "apiKey"],
-                   "properties": {"subdomain": {"type": "string"}, "apiKey": {"type": "string", "format": "password"}}},
+        "fields": {
+            "type": "object",
+            "required": ["subdomain", "apiKey"],
+            "properties": {
+                "subdomain": {"type": "string"},
+                "apiKey": {"type": "string", "format": "password"},
+            },
+        },
         "apiKey": {"in": "header", "name": "X-Api-Key", "value": "{{ connection.apiKey }}"},
     },
     "test": "me",
     "operations": {
         "me": {"method": "GET", "path": "/me"},
-        "list-contacts": {"method": "GET", "path": "/contacts", "query": {"limit": "{{ input.limit | default(50) }}"},
-                          "response": {"records": "items",
-                                       "pagination": {"type": "cursor", "cursorPath": "next", "cursorParam": "cursor"}}},
+        "list-contacts": {
+            "method": "GET",
+            "path": "/contacts",
+            "query": {"limit": "{{ input.limit | default(50) }}"},
+            "response": {
+                "records": "items",
+                "pagination": {"type": "cursor", "cursorPath": "next", "cursorParam": "cursor"},
+            },
+        },
         "score": {"file": "operations/score.py"},
     },
     "data": {"contacts": {"list": "list-contacts", "events": {"created": "webhook", "deleted": "full-scan"}}},
 }
 
 
-def make_zip(entries: dict[str, bytes | str], *, compression: int = zipfile.ZIP_DEFLATED,
-             attrs: dict[str, int] | None = None) -> bytes:
+def make_zip(
+    entries: dict[str, bytes | str],
+    *,
+    compression: int = zipfile.ZIP_DEFLATED,
+    attrs: dict[str, int] | None = None,
+) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
         for name, content in entries.items():

@@ -67,7 +67,9 @@ def test_page_number_pagination_stops_on_an_empty_page():
 
 def test_next_url_pagination_follows_same_origin_only():
     spec = spec_with_pagination({"type": "next-url", "urlPath": "links.next"})
-    session = FakeSession([(200, {"items": [1], "links": {"next": "/api/contacts?page=2"}}), (200, {"items": [2]})])
+    session = FakeSession(
+        [(200, {"items": [1], "links": {"next": "/api/contacts?page=2"}}), (200, {"items": [2]})]
+    )
     assert [p.records for p in list_records(spec, "contacts", CREDENTIALS, session=session)] == [[1], [2]]
     evil = FakeSession([(200, {"items": [1], "links": {"next": "https://evil.test/steal"}})])
     pages = list_records(spec, "contacts", CREDENTIALS, session=evil)

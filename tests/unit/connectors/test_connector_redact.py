@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from engine.connectors.redact import REDACTED, Redactor, excerpt, is_secret_key, secret_field_names
 
-FIELDS = {"type": "object", "properties": {
-    "subdomain": {"type": "string"},
-    "apiKey": {"type": "string", "format": "password"},
-    "pin": {"type": "string", "x-secret": True},
-}}
-CREDENTIALS = {"subdomain": "acme", "apiKey": "k3y-very-secret", "pin": "123456789",
-               "accessToken": "at-abcdefgh", "refreshToken": "rt-abcdefgh"}
+FIELDS = {
+    "type": "object",
+    "properties": {
+        "subdomain": {"type": "string"},
+        "apiKey": {"type": "string", "format": "password"},
+        "pin": {"type": "string", "x-secret": True},
+    },
+}
+CREDENTIALS = {
+    "subdomain": "acme",
+    "apiKey": "k3y-very-secret",
+    "pin": "123456789",
+    "accessToken": "at-abcdefgh",
+    "refreshToken": "rt-abcdefgh",
+}
 
 
 def redactor() -> Redactor:
-    return Redactor.for_connection(FIELDS, CREDENTIALS, {"clientSecret": "client-secret-xyz", "clientId": "public-id"})
+    return Redactor.for_connection(
+        FIELDS, CREDENTIALS, {"clientSecret": "client-secret-xyz", "clientId": "public-id"}
+    )
 
 
 def test_secret_fields_from_schema():
@@ -28,10 +38,20 @@ def test_secret_key_names():
 
 
 def test_headers():
-    headers = redactor().headers({"Authorization": "Bearer at-abcdefgh", "X-Api-Key": "k3y-very-secret",
-                                  "Accept": "application/json", "X-Echo": "key is k3y-very-secret"})
-    assert headers == {"Authorization": REDACTED, "X-Api-Key": REDACTED, "Accept": "application/json",
-                       "X-Echo": f"key is {REDACTED}"}
+    headers = redactor().headers(
+        {
+            "Authorization": "Bearer at-abcdefgh",
+            "X-Api-Key": "k3y-very-secret",
+            "Accept": "application/json",
+            "X-Echo": "key is k3y-very-secret",
+        }
+    )
+    assert headers == {
+        "Authorization": REDACTED,
+        "X-Api-Key": REDACTED,
+        "Accept": "application/json",
+        "X-Echo": f"key is {REDACTED}",
+    }
 
 
 def test_url_query_and_userinfo():
@@ -40,10 +60,18 @@ def test_url_query_and_userinfo():
 
 
 def test_documents_by_key_and_by_value():
-    document = redactor().document({"email": "a@b.test", "password": "hunter22",
-                                    "nested": [{"token": "zzz"}, "echo: rt-abcdefgh and client-secret-xyz"]})
-    assert document == {"email": "a@b.test", "password": REDACTED,
-                        "nested": [{"token": REDACTED}, f"echo: {REDACTED} and {REDACTED}"]}
+    document = redactor().document(
+        {
+            "email": "a@b.test",
+            "password": "hunter22",
+            "nested": [{"token": "zzz"}, "echo: rt-abcdefgh and client-secret-xyz"],
+        }
+    )
+    assert document == {
+        "email": "a@b.test",
+        "password": REDACTED,
+        "nested": [{"token": REDACTED}, f"echo: {REDACTED} and {REDACTED}"],
+    }
 
 
 def test_non_secret_values_are_kept():

@@ -43,8 +43,11 @@ def test_round_trip_is_stable():
 
 def test_oauth2_defaults():
     document = dict(MINIMAL_SPEC)
-    document["auth"] = {"type": "oauth2", "fields": {"type": "object"},
-                        "oauth2": {"authorizeUri": "https://a.test/auth", "tokenUri": "https://a.test/token"}}
+    document["auth"] = {
+        "type": "oauth2",
+        "fields": {"type": "object"},
+        "oauth2": {"authorizeUri": "https://a.test/auth", "tokenUri": "https://a.test/token"},
+    }
     spec = ConnectorSpec.from_document(document)
     assert spec.auth.oauth2 is not None
     assert spec.auth.oauth2.client_id == "{{ parameters.clientId }}" and spec.auth.oauth2.refresh is True

@@ -15,16 +15,34 @@ VALID = {
         {"key": "list", "type": "run-action", "config": {"action": "list-contacts", "input": {"limit": 5}}},
         {"key": "each", "type": "for-each", "config": {"items": "{{ input.records }}"}},
         {"key": "score", "type": "run-python", "config": {"code": "def run(input, ctx):\n    return 1\n"}},
-        {"key": "hot", "type": "filter",
-         "config": {"conditions": [{"value": "{{ input.score }}", "operator": "gte", "to": 50}]}},
-        {"key": "post", "type": "http-request", "onError": "continue",
-         "config": {"method": "POST", "url": "{{ parameters.url }}/contacts", "body": {"email": "{{ input.email }}"}}},
+        {
+            "key": "hot",
+            "type": "filter",
+            "config": {"conditions": [{"value": "{{ input.score }}", "operator": "gte", "to": 50}]},
+        },
+        {
+            "key": "post",
+            "type": "http-request",
+            "onError": "continue",
+            "config": {
+                "method": "POST",
+                "url": "{{ parameters.url }}/contacts",
+                "body": {"email": "{{ input.email }}"},
+            },
+        },
         {"key": "shape", "type": "transform-data", "config": {"mapping": {"id": "{{ input.id }}"}}},
     ],
     "links": [
-        {"from": "trigger", "to": "list"}, {"from": "list", "to": "each"}, {"from": "each", "to": "score"},
-        {"from": "score", "to": "hot"}, {"from": "hot", "to": "post"},
-        {"from": "score", "to": "shape", "filter": {"conditions": [{"value": "{{ input.id }}", "operator": "exists"}]}},
+        {"from": "trigger", "to": "list"},
+        {"from": "list", "to": "each"},
+        {"from": "each", "to": "score"},
+        {"from": "score", "to": "hot"},
+        {"from": "hot", "to": "post"},
+        {
+            "from": "score",
+            "to": "shape",
+            "filter": {"conditions": [{"value": "{{ input.id }}", "operator": "exists"}]},
+        },
     ],
 }
 
@@ -65,13 +83,18 @@ def test_self_link_is_a_cycle():
 
 
 def test_invalid_cron_is_refused():
-    error = _invalid(lambda b: b.update(trigger={"type": "schedule-trigger", "config": {"cron": "61 * * * *"}}))
+    error = _invalid(
+        lambda b: b.update(trigger={"type": "schedule-trigger", "config": {"cron": "61 * * * *"}})
+    )
     assert error.field == "trigger.config.cron"
 
 
 def test_unknown_timezone_is_refused():
-    error = _invalid(lambda b: b.update(trigger={"type": "schedule-trigger",
-                                                 "config": {"cron": "*/5 * * * *", "timezone": "Mars/Base"}}))
+    error = _invalid(
+        lambda b: b.update(
+            trigger={"type": "schedule-trigger", "config": {"cron": "*/5 * * * *", "timezone": "Mars/Base"}}
+        )
+    )
     assert error.field == "trigger.config.timezone"
 
 
@@ -107,7 +130,10 @@ def test_bad_link_filter_operator():
 
 def test_schedule_trigger_with_timezone_is_accepted():
     body = copy.deepcopy(VALID)
-    body["trigger"] = {"type": "schedule-trigger", "config": {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}}
+    body["trigger"] = {
+        "type": "schedule-trigger",
+        "config": {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"},
+    }
     assert parse_definition(body).trigger.config["timezone"] == "Europe/Paris"
 
 

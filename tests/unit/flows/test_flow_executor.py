@@ -37,28 +37,46 @@ def double(node, value, ctx):
 
 
 def _flow(*, on_error="stop", fail_on_3=False, link_filter=None):
-    return parse_definition({
-        "trigger": {"type": "api-trigger"},
-        "nodes": [
-            {"key": "each", "type": "for-each", "config": {"items": "{{ input.items }}"}},
-            {"key": "double", "type": "run-python", "onError": on_error,
-             "config": {"code": "x = 1", "failOn3": fail_on_3}},
-            {"key": "last", "type": "transform-data", "config": {"mapping": {"v": "{{ input }}"}}},
-        ],
-        "links": [{"from": "trigger", "to": "each"}, {"from": "each", "to": "double"},
-                  {"from": "double", "to": "last", **({"filter": link_filter} if link_filter else {})}],
-    })
+    return parse_definition(
+        {
+            "trigger": {"type": "api-trigger"},
+            "nodes": [
+                {"key": "each", "type": "for-each", "config": {"items": "{{ input.items }}"}},
+                {
+                    "key": "double",
+                    "type": "run-python",
+                    "onError": on_error,
+                    "config": {"code": "x = 1", "failOn3": fail_on_3},
+                },
+                {"key": "last", "type": "transform-data", "config": {"mapping": {"v": "{{ input }}"}}},
+            ],
+            "links": [
+                {"from": "trigger", "to": "each"},
+                {"from": "each", "to": "double"},
+                {"from": "double", "to": "last", **({"filter": link_filter} if link_filter else {})},
+            ],
+        }
+    )
 
 
 def _env(recorder, **kw):
-    return FlowRunEnvironment(run_id="run_1", recorder=recorder,
-                              executors={"for-each": for_each, "run-python": double, "transform-data": echo}, **kw)
+    return FlowRunEnvironment(
+        run_id="run_1",
+        recorder=recorder,
+        executors={"for-each": for_each, "run-python": double, "transform-data": echo},
+        **kw,
+    )
 
 
 def test_fan_out_runs_downstream_once_per_output():
     recorder = MemoryRecorder()
     summary = execute_flow(_flow(), {"items": [1, 2, 3]}, _env(recorder))
-    assert summary["nodes"] == {"trigger": "completed", "each": "completed", "double": "completed", "last": "completed"}
+    assert summary["nodes"] == {
+        "trigger": "completed",
+        "each": "completed",
+        "double": "completed",
+        "last": "completed",
+    }
     assert recorder.runs["double"].invocations == 3
     assert recorder.runs["last"].outputs == [2, 4, 6]
     assert len(recorder.runs["last"].logs) == 3 and recorder.runs["last"].logs[0].endswith("last got 2")

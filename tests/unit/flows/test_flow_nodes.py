@@ -15,19 +15,37 @@ def _ctx(node: Node, parameters=None) -> NodeContext:
 
 
 def test_transform_copies_fields_renders_templates_and_applies_defaults():
-    node = Node("t", "transform-data", {
-        "mapping": {"email": "{{ input.email }}", "who": "{{ input.first }} of {{ parameters.team }}",
-                    "age": "{{ input.age }}", "tags": ["{{ input.first | upper }}"], "fixed": 7,
-                    "missing": "{{ input.nothing }}"},
-        "defaults": {"age": 18}})
+    node = Node(
+        "t",
+        "transform-data",
+        {
+            "mapping": {
+                "email": "{{ input.email }}",
+                "who": "{{ input.first }} of {{ parameters.team }}",
+                "age": "{{ input.age }}",
+                "tags": ["{{ input.first | upper }}"],
+                "fixed": 7,
+                "missing": "{{ input.nothing }}",
+            },
+            "defaults": {"age": 18},
+        },
+    )
     [out] = transform_data(node, {"email": "a@b.c", "first": "ann"}, _ctx(node))
     assert out == {"email": "a@b.c", "who": "ann of blue", "age": 18, "tags": ["ANN"], "fixed": 7}
 
 
 def test_filter_passes_or_drops():
-    node = Node("f", "filter", {"match": "any", "conditions": [
-        {"value": "{{ input.score }}", "operator": "gte", "to": 50},
-        {"value": "{{ input.vip }}", "operator": "eq", "to": True}]})
+    node = Node(
+        "f",
+        "filter",
+        {
+            "match": "any",
+            "conditions": [
+                {"value": "{{ input.score }}", "operator": "gte", "to": 50},
+                {"value": "{{ input.vip }}", "operator": "eq", "to": True},
+            ],
+        },
+    )
     assert filter_node(node, {"score": 70}, _ctx(node)) == [{"score": 70}]
     assert filter_node(node, {"score": 10, "vip": True}, _ctx(node)) == [{"score": 10, "vip": True}]
     assert filter_node(node, {"score": 10}, _ctx(node)) == []

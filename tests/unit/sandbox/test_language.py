@@ -25,17 +25,20 @@ def error_of(code: str) -> dict:
     return meta["error"]
 
 
-@pytest.mark.parametrize("code, needle", [
-    ("def run(i, c):\n    return (lambda: 1).__globals__", "__globals__"),
-    ("x = ().__class__.__bases__[0].__subclasses__()", "__subclasses__"),
-    ("x = __builtins__", "__builtins__"),
-    ("x = __import__('os')", "__import__"),
-    ("def g():\n    yield 1\nf = g().gi_frame", "gi_frame"),
-    ("x = eval('1')", "Eval"),
-    ("exec('x = 1')", "Exec"),
-    ("try:\n    pass\nexcept* ValueError:\n    pass", "TryStar"),
-    ("async def f():\n    pass", "AsyncFunctionDef"),
-])
+@pytest.mark.parametrize(
+    "code, needle",
+    [
+        ("def run(i, c):\n    return (lambda: 1).__globals__", "__globals__"),
+        ("x = ().__class__.__bases__[0].__subclasses__()", "__subclasses__"),
+        ("x = __builtins__", "__builtins__"),
+        ("x = __import__('os')", "__import__"),
+        ("def g():\n    yield 1\nf = g().gi_frame", "gi_frame"),
+        ("x = eval('1')", "Eval"),
+        ("exec('x = 1')", "Exec"),
+        ("try:\n    pass\nexcept* ValueError:\n    pass", "TryStar"),
+        ("async def f():\n    pass", "AsyncFunctionDef"),
+    ],
+)
 def test_compile_refuses_and_names_the_culprit(code, needle):
     with pytest.raises(CompileFailure) as caught:
         compile_source(code)
@@ -51,32 +54,56 @@ def test_syntax_error_has_line_number():
     assert caught.value.line == 2
 
 
-@pytest.mark.parametrize("name", ["os", "sys", "subprocess", "socket", "ctypes", "importlib", "gc",
-                                  "inspect", "operator", "builtins", "multiprocessing", "threading",
-                                  "pathlib", "io", "pickle", "marshal", "types", "signal", "os.path"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "os",
+        "sys",
+        "subprocess",
+        "socket",
+        "ctypes",
+        "importlib",
+        "gc",
+        "inspect",
+        "operator",
+        "builtins",
+        "multiprocessing",
+        "threading",
+        "pathlib",
+        "io",
+        "pickle",
+        "marshal",
+        "types",
+        "signal",
+        "os.path",
+    ],
+)
 def test_forbidden_modules_are_named(name):
     error = error_of(f"import {name}")
     assert error["type"] == "forbidden"
     assert f'"{name}"' in error["message"]
 
 
-@pytest.mark.parametrize("expression, needle", [
-    ("'{0.__class__}'.format(1)", "format"),
-    ("str.format('{0.__class__}', 1)", "format"),
-    ("'{x.__globals__}'.format_map({'x': len})", "format_map"),
-    ("getattr(len, '__self__')", "__self__"),
-    ("getattr(getattr((), '__cl' + 'ass__'), 'mro')", "__class__"),
-    ("getattr((i for i in []), 'gi_frame')", "gi_frame"),
-    ("getattr((i for i in []), 'gi_code')", "gi_code"),
-    ("open('/etc/passwd').read()", "open"),
-    ("type('X', (), {})", "type"),
-    ("vars()", "vars"),
-    ("dir()", "dir"),
-    ("globals()", "globals"),
-    ("locals()", "locals"),
-    ("compile('1', 'x', 'eval')", "compile"),
-    ("input()", "input"),
-])
+@pytest.mark.parametrize(
+    "expression, needle",
+    [
+        ("'{0.__class__}'.format(1)", "format"),
+        ("str.format('{0.__class__}', 1)", "format"),
+        ("'{x.__globals__}'.format_map({'x': len})", "format_map"),
+        ("getattr(len, '__self__')", "__self__"),
+        ("getattr(getattr((), '__cl' + 'ass__'), 'mro')", "__class__"),
+        ("getattr((i for i in []), 'gi_frame')", "gi_frame"),
+        ("getattr((i for i in []), 'gi_code')", "gi_code"),
+        ("open('/etc/passwd').read()", "open"),
+        ("type('X', (), {})", "type"),
+        ("vars()", "vars"),
+        ("dir()", "dir"),
+        ("globals()", "globals"),
+        ("locals()", "locals"),
+        ("compile('1', 'x', 'eval')", "compile"),
+        ("input()", "input"),
+    ],
+)
 def test_runtime_refusals_are_forbidden_errors(expression, needle):
     error = error_of(f"def run(i, c):\n    return {expression}\n")
     assert error["type"] == "forbidden", error
@@ -144,12 +171,21 @@ def run(input, ctx):
         d['err'] = str(e)
     return {'total': total, 'd': d, 's': s, 'conn': ctx.connection.get('region')}
 """
-    header = {"code": code, "max_log_bytes": 1000, "max_output_bytes": 10000, "memory_limit_mb": 64,
-              "connection": {"region": "eu"}}
+    header = {
+        "code": code,
+        "max_log_bytes": 1000,
+        "max_output_bytes": 10000,
+        "memory_limit_mb": 64,
+        "connection": {"region": "eu"},
+    }
     meta, result = execute(header, b"[[1, 2], [3, 4]]", None)
     assert meta["status"] == "completed", meta
-    assert json.loads(result) == {"total": 14, "d": {"x": [1, 3, 9], "err": "division by zero"},
-                                  "s": [[1, "b"], [2, "c"], [3, "a"]], "conn": "eu"}
+    assert json.loads(result) == {
+        "total": 14,
+        "d": {"x": [1, 3, 9], "err": "division by zero"},
+        "s": [[1, "b"], [2, "c"], [3, "a"]],
+        "conn": "eu",
+    }
     assert "total 14" in meta["logs"] and "[info] hello" in meta["logs"]
 
 
@@ -166,8 +202,12 @@ def test_results_must_be_json():
 
 
 def test_output_limit():
-    header = {"code": "def run(i, c):\n    return 'x' * 2000", "max_log_bytes": 100, "max_output_bytes": 1000,
-              "memory_limit_mb": 64}
+    header = {
+        "code": "def run(i, c):\n    return 'x' * 2000",
+        "max_log_bytes": 100,
+        "max_output_bytes": 1000,
+        "memory_limit_mb": 64,
+    }
     meta, result = execute(header, b"null", None)
     assert meta["error"]["type"] == "output_limit" and result == b""
 
@@ -180,13 +220,25 @@ def test_logs_are_capped():
 
 
 def test_recursion_limit():
-    assert error_of("def f(n):\n    return f(n + 1)\ndef run(i, c):\n    return f(0)")["type"] == "recursion_limit"
+    assert (
+        error_of("def f(n):\n    return f(n + 1)\ndef run(i, c):\n    return f(0)")["type"]
+        == "recursion_limit"
+    )
 
 
 def test_namespace_has_every_guard():
     namespace = make_globals(make_print_collector(LogBuffer(10)))
-    for guard in ("_getattr_", "_getitem_", "_getiter_", "_iter_unpack_sequence_", "_unpack_sequence_",
-                  "_write_", "_inplacevar_", "_print_", "_apply_"):
+    for guard in (
+        "_getattr_",
+        "_getitem_",
+        "_getiter_",
+        "_iter_unpack_sequence_",
+        "_unpack_sequence_",
+        "_write_",
+        "_inplacevar_",
+        "_print_",
+        "_apply_",
+    ):
         assert guard in namespace
     builtins = namespace["__builtins__"]
     assert isinstance(builtins, dict) and "open" in builtins and builtins["__import__"] is guarded_import
@@ -197,16 +249,28 @@ def test_settings_defaults_and_errors():
     assert settings.port == 5000 and settings.default_memory_limit_mb == 512
     assert settings.default_timeout_seconds == 30 and settings.max_output_bytes == 20 * 1024 * 1024
     with pytest.raises(SettingsError) as caught:
-        RunnerSettings.from_env({"PORT": "x", "CUSTOM_CODE_RUNNER_JOB_SPACES": "0",
-                                 "CUSTOM_CODE_MEMORY_LIMIT": "12", "CUSTOM_CODE_TIMEOUT_SECONDS": "-1"})
+        RunnerSettings.from_env(
+            {
+                "PORT": "x",
+                "CUSTOM_CODE_RUNNER_JOB_SPACES": "0",
+                "CUSTOM_CODE_MEMORY_LIMIT": "12",
+                "CUSTOM_CODE_TIMEOUT_SECONDS": "-1",
+            }
+        )
     names = "\n".join(caught.value.problems)
-    for name in ("PORT", "CUSTOM_CODE_RUNNER_JOB_SPACES", "CUSTOM_CODE_MEMORY_LIMIT", "CUSTOM_CODE_TIMEOUT_SECONDS"):
+    for name in (
+        "PORT",
+        "CUSTOM_CODE_RUNNER_JOB_SPACES",
+        "CUSTOM_CODE_MEMORY_LIMIT",
+        "CUSTOM_CODE_TIMEOUT_SECONDS",
+    ):
         assert name in names
     assert len(caught.value.problems) == 4
 
 
 def test_confinement_degrades_when_not_root(monkeypatch):
     from sandbox import zygote
+
     monkeypatch.setattr(zygote.os, "geteuid", lambda: 1000)
     confinement = zygote.confinement_for(True)
     assert confinement.uid is None and confinement.gid is None and confinement.isolate_network
@@ -214,6 +278,7 @@ def test_confinement_degrades_when_not_root(monkeypatch):
 
 def test_seccomp_filter_is_built_for_known_machines():
     from sandbox import seccomp
+
     assert len(seccomp.build_filter("x86_64")) % 8 == 0
     assert len(seccomp.build_filter("aarch64")) % 8 == 0
     assert seccomp.build_filter("sparc") is None
