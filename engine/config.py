@@ -23,8 +23,9 @@ DEFAULT_MAX_QUEUED_TASKS_MEMORY_MB = 1024
 DEFAULT_MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS = 3000
 DEFAULT_AWS_REGION = "us-east-1"
 DEFAULT_DATABASE_NAME = "integration-engine"
-MIN_PRODUCTION_SECRET_LENGTH = 16
-"""Secrets shorter than this are refused in production (they sign tokens and derive keys)."""
+MIN_PRODUCTION_SECRET_LENGTH = 32
+"""Secrets shorter than this are refused in production: they sign HS256 tokens (RFC 7518 §3.2 asks
+for a key of at least 32 bytes) and derive the encryption key."""
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -7,8 +7,8 @@ from engine.config import ConfigError, Mode, load_config
 GOOD = {
     "MONGO_URI": "mongodb://localhost:27017/engine",
     "REDIS_URI": "redis://localhost:6379/0",
-    "SECRET": "s" * 20,
-    "ENCRYPTION_SECRET": "e" * 20,
+    "SECRET": "s" * 40,
+    "ENCRYPTION_SECRET": "e" * 40,
     "IS_API": "1",
 }
 
@@ -105,4 +105,4 @@ def test_redis_cluster_uris_need_a_broker_uri():
 
 
 def test_secrets_are_not_in_the_repr():
-    assert "s" * 20 not in repr(load_config(GOOD))
+    assert "s" * 40 not in repr(load_config(GOOD))

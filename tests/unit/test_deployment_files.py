@@ -33,7 +33,11 @@ def compose() -> dict:
     text = (REPO_ROOT / "compose.yaml").read_text()
     # Substitute ${VAR:?message} as docker compose would, with a value.
     return yaml.safe_load(
-        re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: f"{m.group(1).lower()}-value-0123456789", text)
+        re.sub(
+            r"\$\{(\w+):\?[^}]*\}",
+            lambda m: f"{m.group(1).lower()}-value-0123456789abcdefghijklmnopqrstuv",
+            text,
+        )
     )
 
 

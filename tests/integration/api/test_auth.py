@@ -58,7 +58,9 @@ def test_same_workspace_key_twice_is_409(client, services):
             "alg: none",
         ),
         (
-            lambda s, w, sec: auth_header(mint_workspace_token(w.key, "wrong-secret-0123456789")),
+            lambda s, w, sec: auth_header(
+                mint_workspace_token(w.key, "wrong-secret-0123456789-abcdefghijklmnopqrstuvwxyz")
+            ),
             401,
             "signature",
         ),
@@ -71,7 +73,9 @@ def test_same_workspace_key_twice_is_409(client, services):
         ),
         (lambda s, w, sec: auth_header(mint_workspace_token("nope", sec)), 401, "unknown workspace"),
         (
-            lambda s, w, sec: auth_header(mint_platform_admin_token("another-secret-0123456789")),
+            lambda s, w, sec: auth_header(
+                mint_platform_admin_token("another-secret-0123456789-abcdefghijklmnopqrstuvwxyz")
+            ),
             401,
             "signature",
         ),

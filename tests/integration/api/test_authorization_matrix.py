@@ -100,7 +100,7 @@ def world(client, services, demo):
         "other_workspace": workspace_token(other, other_secret),
         "other_customer": customer_token(workspace, secret, "cust-2"),
         "none": None,
-        "bad": mint_workspace_token(workspace.key, "not-the-secret-0123456789"),
+        "bad": mint_workspace_token(workspace.key, "not-the-secret-0123456789-abcdefghijklmnopqrstuvwxyz"),
     }
     ids = {
         "ws": workspace.key,
