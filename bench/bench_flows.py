@@ -126,7 +126,7 @@ def _wait_http(url: str, process: subprocess.Popen, timeout_seconds: float = 60.
 
 class _Stack:
     def __init__(self, tmp: Path):
-        from engine.dev.servers import free_port, start_mongo, start_redis, start_s3
+        from engine.dev.servers import free_port, mongo_database_uri, start_mongo, start_redis, start_s3
 
         self.tmp = tmp
         self.servers = [
@@ -137,7 +137,7 @@ class _Stack:
         redis, mongo, s3 = self.servers
         self.env = {
             "NODE_ENV": "test",
-            "MONGO_URI": f"{mongo.uri}bench_flows",
+            "MONGO_URI": mongo_database_uri(mongo, "bench_flows"),
             "REDIS_URI": f"redis://127.0.0.1:{redis.port}/1",
             "SECRET": "bench-secret-0123456789abcdef",
             "ENCRYPTION_SECRET": "bench-encryption-0123456789ab",

@@ -33,7 +33,14 @@ from pathlib import Path
 
 import requests
 
-from engine.dev.servers import ServerProcess, free_port, start_mongo, start_redis, start_s3
+from engine.dev.servers import (
+    ServerProcess,
+    free_port,
+    mongo_database_uri,
+    start_mongo,
+    start_redis,
+    start_s3,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESS_START_TIMEOUT_SECONDS = 60.0
@@ -249,7 +256,7 @@ class Stack:
         prefix = f"b{os.getpid()}-{number}"
         env = {
             "NODE_ENV": "test",
-            "MONGO_URI": f"{self.mongo.uri}bench_{name.replace('-', '_')}_{number}",
+            "MONGO_URI": mongo_database_uri(self.mongo, f"bench_{name.replace('-', '_')}_{number}"),
             "REDIS_URI": f"redis://127.0.0.1:{self.redis.port}/{number % REDIS_DATABASES_USED + 1}",
             "SECRET": f"bench-secret-{number}-0123456789",
             "ENCRYPTION_SECRET": f"bench-encryption-{number}-0123456789",

@@ -19,7 +19,14 @@ import pytest
 import requests
 
 from engine.config import Config, load_config
-from engine.dev.servers import ServerProcess, free_port, start_mongo, start_redis, start_s3
+from engine.dev.servers import (
+    ServerProcess,
+    free_port,
+    mongo_database_uri,
+    start_mongo,
+    start_redis,
+    start_s3,
+)
 from engine.services import Services
 from engine.store.mongo import ensure_indexes
 
@@ -52,7 +59,7 @@ def make_env(stack: Stack, test_id: int, **overrides: str) -> dict[str, str]:
     """The environment of an engine process for one test: its own database, Redis db and buckets."""
     env = {
         "NODE_ENV": "test",
-        "MONGO_URI": f"{stack.mongo.uri}test_{test_id}",
+        "MONGO_URI": mongo_database_uri(stack.mongo, f"test_{test_id}"),
         "REDIS_URI": f"redis://127.0.0.1:{stack.redis.port}/{test_id % 4000 + 1}",
         "SECRET": f"test-secret-{test_id}-0123456789abcdefghijklmnop",
         "ENCRYPTION_SECRET": f"test-encryption-{test_id}-0123456789abcdefghijklmnop",

@@ -153,6 +153,17 @@ def start_mongo(port: int, data_dir: Path | None = None, *, log_path: Path | Non
     return ServerProcess("mongodb", port, f"mongodb://127.0.0.1:{port}/", process, command, log_path)
 
 
+EMBEDDED_MONGO_URI_OPTIONS = "retryWrites=false"
+"""Client options for secantusdb: it keeps a record of every retryable write (up to 10,000, for
+30 minutes) and scans, then sorts, all of them on each write, so past ~10k writes every write pays
+milliseconds under its global lock. A single-node store has no failover for retries to cover."""
+
+
+def mongo_database_uri(server: ServerProcess, database: str) -> str:
+    """The MONGO_URI of `database` on an embedded secantusdb server (with the options it needs)."""
+    return f"{server.uri}{database}?{EMBEDDED_MONGO_URI_OPTIONS}"
+
+
 def start_s3(port: int, data_dir: Path | None = None, *, log_path: Path | None = None) -> ServerProcess:
     """An S3-compatible server (moto) on 127.0.0.1:port; with data_dir, objects persist there."""
     command = [sys.executable, "-m", "engine.dev.s3server", "--port", str(port)]

@@ -7,7 +7,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from engine.dev.servers import ServerProcess, start_mongo, start_redis, start_s3
+from engine.dev.servers import ServerProcess, mongo_database_uri, start_mongo, start_redis, start_s3
 
 DEV_PORTS = {"api": 5000, "instant": 5001, "queued": 5002, "orchestrator": 5003, "sandbox": 5004}
 """Health/HTTP port of each Procfile process in development."""
@@ -47,7 +47,7 @@ def dev_environment(data_dir: Path, redis_uri: str, mongo_uri: str, s3_uri: str)
         **os.environ,
         **ensure_dev_secrets(data_dir),
         "NODE_ENV": os.environ.get("NODE_ENV", "development"),
-        "MONGO_URI": mongo_uri + "integration-engine",
+        "MONGO_URI": mongo_uri,
         "REDIS_URI": redis_uri,
         "AWS_ENDPOINT_URL_S3": s3_uri,
         "AWS_ACCESS_KEY_ID": "dev",
@@ -74,7 +74,9 @@ def run_dev_stack(data_dir: str | Path = ".data", procfile: str | Path = PROCFIL
         servers.append(start_redis(DEV_REDIS_PORT, data / "redis", log_path=logs / "redis.log"))
         servers.append(start_mongo(DEV_MONGO_PORT, data / "mongodb", log_path=logs / "mongodb.log"))
         servers.append(start_s3(DEV_S3_PORT, data / "s3", log_path=logs / "s3.log"))
-        env = dev_environment(data, servers[0].uri, servers[1].uri, servers[2].uri)
+        env = dev_environment(
+            data, servers[0].uri, mongo_database_uri(servers[1], "integration-engine"), servers[2].uri
+        )
         manager = Manager(Printer(sys.stdout))
         bin_dir = os.path.dirname(sys.executable)
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
