@@ -27,6 +27,33 @@ class HttpContext:
 
 
 @dataclass(frozen=True)
+class ConnectorReference:
+    """A Python operation of an uploaded connector version, run by reference instead of by code.
+
+    The runner reads the archive the engine stored on upload from CONNECTORS_S3_BUCKET (at
+    `{workspace_id}/{key}/{version}/{sha256}.zip`) and runs the operation's file as inline code.
+    `sha256` (the archive's digest) picks the exact archive; without it the version's only one is used.
+    """
+
+    workspace_id: str
+    key: str
+    version: str
+    operation: str
+    sha256: str | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        document = {
+            "workspace_id": self.workspace_id,
+            "key": self.key,
+            "version": self.version,
+            "operation": self.operation,
+        }
+        if self.sha256 is not None:
+            document["sha256"] = self.sha256
+        return document
+
+
+@dataclass(frozen=True)
 class JobLimits:
     """Per-job limits; None takes the runner's default (which is also the maximum)."""
 

@@ -1,7 +1,7 @@
 """The runner's HTTP service: POST /api/v2/jobs, GET / (health), GET /api/v2/prometheus.
 
-One process: a threaded WSGI server (one thread per connection, keep-alive) in front of the
-JobRunner, which hands jobs to the single-threaded zygote. The HTTP process never forks.
+One gunicorn gthread worker (keep-alive connections, a thread per request in flight) in front of
+the JobRunner, which hands jobs to the single-threaded zygote. The HTTP process never forks.
 """
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import signal
 import sys
 import threading
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
-from werkzeug.serving import ThreadedWSGIServer, make_server
+from gunicorn.app.base import BaseApplication
 
+from sandbox.connectors import ConnectorSources, parse_reference
 from sandbox.errors import BadRequest, ErrorType, RunnerBusy, RunnerUnavailable
 from sandbox.metrics import RunnerMetrics
 from sandbox.models import HttpContext
@@ -55,19 +55,28 @@ def _error(
     return Response(json.dumps({"error": error}), status=status, mimetype=JSON, headers=headers)
 
 
-def parse_job(document: Any, settings: RunnerSettings) -> JobRequest:
-    """Validate a POST /api/v2/jobs body. Raises BadRequest naming the offending field."""
+def parse_job(
+    document: Any, settings: RunnerSettings, connectors: ConnectorSources | None = None
+) -> JobRequest:
+    """Validate a POST /api/v2/jobs body. Raises BadRequest naming the offending field.
+
+    A `connector` reference is resolved last, once the rest is valid (sandbox/connectors.py):
+    ConnectorStoreUnavailable (a RunnerUnavailable) when S3 cannot be read."""
     if not isinstance(document, dict):
         raise BadRequest("body", "must be a JSON object")
     unknown = set(document) - {"code", "connector", "input", "limits", "connection", "http", "entrypoint"}
     if unknown:
         raise BadRequest(sorted(unknown)[0], "unknown field")
-    if document.get("connector") is not None:
-        raise BadRequest("connector", "connector references are not supported yet: send the code")
     code = document.get("code")
-    if not isinstance(code, str) or not code.strip():
-        raise BadRequest("code", "must be a non-empty string of Python source")
-    if len(code) > MAX_CODE_CHARS:
+    reference = None
+    if document.get("connector") is not None:
+        if code is not None:
+            raise BadRequest("connector", "send either `code` or `connector`, not both")
+        reference = parse_reference(document["connector"])
+        code = ""  # resolved last, once the rest of the request is valid
+    elif not isinstance(code, str) or not code.strip():
+        raise BadRequest("code", "must be a non-empty string of Python source (or send `connector`)")
+    elif len(code) > MAX_CODE_CHARS:
         raise BadRequest("code", f"must be at most {MAX_CODE_CHARS} characters")
     entrypoint = document.get("entrypoint", "run")
     if not isinstance(entrypoint, str) or not entrypoint.isidentifier() or entrypoint.startswith("_"):
@@ -105,6 +114,12 @@ def parse_job(document: Any, settings: RunnerSettings) -> JobRequest:
         ).encode("utf-8", "surrogatepass")
     except ValueError as error:
         raise BadRequest("input", f"must be JSON: {error}")
+    if reference is not None:
+        if connectors is None:
+            raise BadRequest("connector", "this runner reads no connectors (CONNECTORS_S3_BUCKET is unset)")
+        code = connectors.source_of(reference)
+        if len(code) > MAX_CODE_CHARS:
+            raise BadRequest("connector.operation", f"its source is over {MAX_CODE_CHARS} characters")
     return JobRequest(
         code=code,
         input_json=input_json,
@@ -145,6 +160,7 @@ def create_app(runner: JobRunner, metrics: RunnerMetrics) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     settings = runner.settings
     version = _version()
+    connectors = ConnectorSources(settings.connector_store) if settings.connector_store else None
 
     @app.get("/")
     def health() -> Response:
@@ -169,9 +185,11 @@ def create_app(runner: JobRunner, metrics: RunnerMetrics) -> Flask:
         except ValueError as error:
             return _error(400, ErrorType.INVALID_REQUEST, f"the body is not JSON: {error}", "body")
         try:
-            job = parse_job(document, settings)
+            job = parse_job(document, settings, connectors)
         except BadRequest as error:
             return _error(400, ErrorType.INVALID_REQUEST, error.message, error.field)
+        except RunnerUnavailable as error:  # the connector store (S3)
+            return _error(503, ErrorType.RUNNER_ERROR, error.message)
         try:
             answer = runner.run(job)
         except RunnerBusy as error:
@@ -204,8 +222,71 @@ def create_app(runner: JobRunner, metrics: RunnerMetrics) -> Flask:
     return app
 
 
-class _Stop(Exception):
-    pass
+SERVER_THREADS_PER_JOB_SPACE = 2
+"""gunicorn threads per job space: a request beyond capacity holds a thread while it waits for a
+space (up to queue_wait_seconds), and health or metrics scrapes must still get one."""
+SERVER_SPARE_THREADS = 4
+KEEPALIVE_SECONDS = 75
+"""Idle keep-alive connections are held this long (the engine's clients reuse theirs)."""
+GRACEFUL_MARGIN_SECONDS = 5
+"""On SIGTERM, jobs in flight are drained: the longest allowed job, plus this, before a hard stop."""
+WORKER_TIMEOUT_SECONDS = 60
+
+
+class RunnerServer(BaseApplication):
+    """gunicorn (one gthread worker, keep-alive) around the runner.
+
+    One worker: the job spaces, the zygote and the metrics belong to one process. The runner and
+    its zygote start in the worker after the fork, and stop with it, so the arbiter restarts both
+    if the worker dies. (werkzeug's development server closes every connection, so each job paid
+    for a new TCP connection and a new thread.)"""
+
+    def __init__(self, settings: RunnerSettings, ready: threading.Event | None = None):
+        self.settings = settings
+        self.ready = ready
+        self.runner: JobRunner | None = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        settings = self.settings
+        values = {
+            "bind": f"{settings.host}:{settings.port}",
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": settings.job_spaces * SERVER_THREADS_PER_JOB_SPACE + SERVER_SPARE_THREADS,
+            "keepalive": KEEPALIVE_SECONDS,
+            "timeout": WORKER_TIMEOUT_SECONDS,
+            "graceful_timeout": math.ceil(settings.default_timeout_seconds) + GRACEFUL_MARGIN_SECONDS,
+            "accesslog": "-" if settings.debug else None,
+            "loglevel": "debug" if settings.debug else "warning",
+            "proc_name": "custom-code-runner",
+            "limit_request_line": 8190,
+            "worker_exit": self._worker_exit,
+            "when_ready": self._when_ready,
+        }
+        for key, value in values.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        runner = JobRunner(self.settings)
+        runner.start()
+        self.runner = runner
+        metrics = RunnerMetrics(self.settings.job_spaces, lambda: runner.remaining_job_spaces)
+        log.info(
+            "custom code runner listening on http://%s:%s with %s job spaces",
+            self.settings.host,
+            self.settings.port,
+            self.settings.job_spaces,
+        )
+        return create_app(runner, metrics)
+
+    def _worker_exit(self, _server: Any, _worker: Any) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+
+    def _when_ready(self, _server: Any) -> None:
+        if self.ready is not None:
+            self.ready.set()
 
 
 def serve(settings: RunnerSettings, *, ready: threading.Event | None = None) -> None:
@@ -215,33 +296,4 @@ def serve(settings: RunnerSettings, *, ready: threading.Event | None = None) -> 
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if not settings.debug:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request access line
-    runner = JobRunner(settings)
-    runner.start()
-    metrics = RunnerMetrics(settings.job_spaces, lambda: runner.remaining_job_spaces)
-    server = make_server(settings.host, settings.port, create_app(runner, metrics), threaded=True)
-    assert isinstance(server, ThreadedWSGIServer), "make_server(threaded=True) builds a ThreadedWSGIServer"
-    server.daemon_threads = True
-
-    def stop(signum: int, _frame: Any) -> None:
-        raise _Stop(signal.Signals(signum).name)
-
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
-    log.info(
-        "custom code runner listening on http://%s:%s with %s job spaces",
-        settings.host,
-        server.server_port,
-        settings.job_spaces,
-    )
-    if ready is not None:
-        ready.set()
-    try:
-        server.serve_forever()
-    except (_Stop, KeyboardInterrupt) as reason:
-        log.info("stopping (%s)", reason or "interrupt")
-    finally:
-        server.server_close()
-        runner.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    RunnerServer(settings, ready).run()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from sandbox.errors import SettingsError
 
@@ -20,6 +21,21 @@ DEFAULT_QUEUE_WAIT_SECONDS = 2.0
 """A request beyond capacity waits this long for a job space, then gets 429 to retry elsewhere."""
 MIN_MEMORY_LIMIT_BYTES = 16 * 1024 * 1024
 """Below this the interpreter cannot even start a job, so it is a configuration error."""
+DEFAULT_AWS_REGION = "us-east-1"
+"""The engine's default too (engine/config.py)."""
+
+
+@dataclass(frozen=True)
+class ConnectorStoreSettings:
+    """Where `connector` references are read from: the engine's connector bucket and S3 variables.
+
+    Only the runner's HTTP process holds these; the zygote and jobs never see its environment."""
+
+    bucket: str
+    region: str = DEFAULT_AWS_REGION
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -37,6 +53,8 @@ class RunnerSettings:
     queue_wait_seconds: float = DEFAULT_QUEUE_WAIT_SECONDS
     isolate_network: bool = True
     debug: bool = False
+    connector_store: ConnectorStoreSettings | None = None
+    """None when CONNECTORS_S3_BUCKET is unset: `connector` references are then refused (400)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RunnerSettings:
@@ -107,6 +125,7 @@ class RunnerSettings:
         isolate = read("CUSTOM_CODE_ISOLATE_NETWORK", True, _parse_bool, lambda v: True, "true or false")
         debug = read("DEBUG_ALL", False, _parse_bool, lambda v: True, "true or false")
         host = env.get("CUSTOM_CODE_RUNNER_HOST", "").strip() or "0.0.0.0"  # noqa: S104
+        connector_store = _connector_store(env, problems)
         if problems:
             raise SettingsError(problems)
         return cls(
@@ -120,7 +139,27 @@ class RunnerSettings:
             queue_wait_seconds=wait,
             isolate_network=isolate,
             debug=debug,
+            connector_store=connector_store,
         )
+
+
+def _connector_store(env: Mapping[str, str], problems: list[str]) -> ConnectorStoreSettings | None:
+    """The S3 settings of connector references: the same variables the engine reads."""
+    bucket = (env.get("CONNECTORS_S3_BUCKET") or "").strip()
+    endpoint = (env.get("AWS_ENDPOINT_URL_S3") or "").strip() or None
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(f"AWS_ENDPOINT_URL_S3={endpoint!r}: expected an http(s) URL")
+    if not bucket:
+        return None
+    return ConnectorStoreSettings(
+        bucket=bucket,
+        region=(env.get("AWS_REGION") or "").strip() or DEFAULT_AWS_REGION,
+        endpoint_url=endpoint,
+        access_key_id=(env.get("AWS_ACCESS_KEY_ID") or "").strip() or None,
+        secret_access_key=(env.get("AWS_SECRET_ACCESS_KEY") or "").strip() or None,
+    )
 
 
 def _parse_bool(raw: str) -> bool:

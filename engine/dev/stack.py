@@ -53,6 +53,8 @@ def dev_environment(data_dir: Path, redis_uri: str, mongo_uri: str, s3_uri: str)
         "AWS_ACCESS_KEY_ID": "dev",
         "AWS_SECRET_ACCESS_KEY": "dev",
         "AWS_REGION": "us-east-1",
+        # The engine's default, set explicitly so the runner resolves `connector` references too.
+        "CONNECTORS_S3_BUCKET": os.environ.get("CONNECTORS_S3_BUCKET", "integration-engine-connectors"),
         "BASE_URI": f"http://localhost:{DEV_PORTS['api']}",
         "CUSTOM_CODE_RUNNER_URI": f"http://127.0.0.1:{DEV_PORTS['sandbox']}",
         "DEMOAPP_URI": f"http://127.0.0.1:{DEV_DEMOAPP_PORT}",

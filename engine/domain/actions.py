@@ -41,8 +41,17 @@ from engine.domain.common import Page, check_key, iso, now, page_of
 from engine.domain.connections import BoundConnection, Connection
 from engine.domain.integrations import connector_of, get_integration
 from engine.domain.validation import check
-from engine.errors import BadRequest, Conflict, EngineError, NotFound, ServiceUnavailable, ValidationFailed
+from engine.errors import (
+    BadRequest,
+    Conflict,
+    EngineError,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    ValidationFailed,
+)
 from engine.ids import new_id
+from engine.limits.custom_code import custom_code_slot
 from engine.services import Services
 from engine.store import actions as action_store
 
@@ -51,6 +60,7 @@ log = logging.getLogger(__name__)
 OPERATION_TIMEOUT_SECONDS = 30.0
 """Longest wait for the external app (or the custom code runner) in one action run."""
 CUSTOM_CODE_TIMEOUT_SECONDS = 30.0
+"""How long a Python action waits on the runner (its own CUSTOM_CODE_TIMEOUT_SECONDS limits the job)."""
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 """Largest output kept in an action-run record."""
 ACTION_CACHE_SECONDS = 2.0
@@ -292,7 +302,7 @@ def _auth_headers(bound: BoundConnection) -> dict[str, str]:
 def _run_python(
     services: Services, bound: BoundConnection, code: str, input: Any, redactor: Redactor, started: float
 ) -> ActionResult:
-    from sandbox.client import HttpContext, JobLimits, SandboxClient
+    from sandbox.client import HttpContext, shared_client
     from sandbox.errors import InvalidJob, RunnerBusy, RunnerUnavailable
 
     base_url = str(
@@ -302,15 +312,18 @@ def _run_python(
         )
     )
     http = HttpContext(base_url=base_url, headers=_auth_headers(bound))
-    client = SandboxClient(services.config.custom_code_runner_uri, CUSTOM_CODE_TIMEOUT_SECONDS + 5)
+    client = shared_client(services.config.custom_code_runner_uri, CUSTOM_CODE_TIMEOUT_SECONDS + 5)
+    owner = bound.connection
     try:
-        job = client.run_job(
-            code,
-            input,
-            connection=bound.public_fields(),
-            http=http,
-            limits=JobLimits(timeout_seconds=CUSTOM_CODE_TIMEOUT_SECONDS),
-        )
+        with custom_code_slot(services, owner.workspace_id, owner.customer_id):
+            job = client.run_job(
+                code,
+                input,
+                connection=bound.public_fields(),
+                http=http,
+            )  # the runner's own time limit (CUSTOM_CODE_TIMEOUT_SECONDS there) applies
+    except TooManyRequests as error:
+        return ActionResult.failure(error, started)
     except RunnerBusy as error:
         return ActionResult.failure(ServiceUnavailable(f"the custom code runner is busy: {error}"), started)
     except RunnerUnavailable as error:

@@ -20,6 +20,7 @@ from engine.ids import new_id
 from engine.services import Services
 from engine.store import connector_versions as version_store
 from engine.store import integrations as integration_store
+from engine.store.blobs import connector_archive_key
 
 MAX_PARAMETERS = 50
 MAX_PARAMETER_CHARS = 10_000
@@ -70,7 +71,7 @@ class ConnectorVersion:
 
 def _archive_key(workspace_id: str, key: str, version: str, sha256: str) -> str:
     # The digest in the S3 key means a losing concurrent upload never overwrites the winner's bytes.
-    return f"{workspace_id}/{key}/{version}/{sha256}.zip"
+    return connector_archive_key(workspace_id, key, version, sha256)
 
 
 def upload_connector(services: Services, workspace_id: str, data: bytes) -> dict[str, Any]:

@@ -16,10 +16,13 @@ import requests
 
 from engine.connectors.errors import TemplateRenderError
 from engine.connectors.templates import render_tree
+from engine.errors import TooManyRequests
 from engine.flows.conditions import filter_passes
 from engine.flows.definition import Node
 from engine.flows.executor import NodeContext, NodeExecutor, NodeFailed
 from engine.flows.outputs import MAX_NODE_OUTPUT_BYTES
+from engine.limits.custom_code import LIMIT_NAME as CUSTOM_CODE_LIMIT_NAME
+from engine.limits.custom_code import custom_code_slot
 
 HTTP_REQUEST_TIMEOUT_SECONDS = 30.0
 """Connect + read timeout of an http-request node."""
@@ -129,18 +132,10 @@ def http_request(node: Node, value: Any, ctx: NodeContext) -> list[Any]:
     return [{"status": response.status_code, "headers": dict(response.headers), "body": parsed}]
 
 
-_runner_clients: dict[str, Any] = {}
-
-
 def _runner(uri: str):
-    from sandbox.client import SandboxClient
+    from sandbox.client import shared_client
 
-    client = _runner_clients.get(uri)
-    if client is None:
-        client = _runner_clients[uri] = SandboxClient(
-            uri, CUSTOM_CODE_TIMEOUT_SECONDS + RUNNER_HTTP_GRACE_SECONDS
-        )
-    return client
+    return shared_client(uri, CUSTOM_CODE_TIMEOUT_SECONDS + RUNNER_HTTP_GRACE_SECONDS)
 
 
 def run_python(node: Node, value: Any, ctx: NodeContext) -> list[Any]:
@@ -153,21 +148,31 @@ def run_python(node: Node, value: Any, ctx: NodeContext) -> list[Any]:
     client = _runner(services.config.custom_code_runner_uri)
     timeout = node.config.get("timeoutSeconds")
     limits = JobLimits(timeout_seconds=float(timeout)) if timeout else None
-    deadline = time.monotonic() + RUNNER_BUSY_WAIT_SECONDS
-    while True:
-        try:
-            result = client.run_job(
-                node.config["code"], value, connection=dict(ctx.connection), limits=limits
-            )
-            break
-        except RunnerBusy as busy:
-            if time.monotonic() + busy.retry_after_seconds > deadline:
-                raise NodeFailed("the custom code runner stayed busy", type="runner_busy")
-            time.sleep(busy.retry_after_seconds)
-        except RunnerUnavailable as error:
-            raise NodeFailed(error.message, type="runner_unavailable")
-        except InvalidJob as error:
-            raise NodeFailed(f"the custom code runner refused the job: {error.message}", type="invalid_job")
+    job = ctx.extra.get("job")
+    workspace_id = job.workspace_id if job else ctx.extra.get("workspace_id", "")
+    try:
+        with custom_code_slot(services, workspace_id, job.customer_id if job else None) as waited:
+            if waited:
+                ctx.log(f"waited {waited:.1f} s for a custom code slot ({CUSTOM_CODE_LIMIT_NAME})")
+            deadline = time.monotonic() + RUNNER_BUSY_WAIT_SECONDS
+            while True:
+                try:
+                    result = client.run_job(
+                        node.config["code"], value, connection=dict(ctx.connection), limits=limits
+                    )
+                    break
+                except RunnerBusy as busy:
+                    if time.monotonic() + busy.retry_after_seconds > deadline:
+                        raise NodeFailed("the custom code runner stayed busy", type="runner_busy")
+                    time.sleep(busy.retry_after_seconds)
+                except RunnerUnavailable as error:
+                    raise NodeFailed(error.message, type="runner_unavailable")
+                except InvalidJob as error:
+                    raise NodeFailed(
+                        f"the custom code runner refused the job: {error.message}", type="invalid_job"
+                    )
+    except TooManyRequests as error:
+        raise NodeFailed(error.message, type="custom_code_limit")
     for line in (result.logs or "").splitlines():
         ctx.log(line)
     if not result.ok:

@@ -123,12 +123,19 @@ def run_instance(services: Services, instance: FlowInstance, trigger_input: Any)
 
 
 class MongoNodeRecorder:
-    """Writes node runs as they start and finish (upserts by _id: one fast write each)."""
+    """Writes node runs as they start and finish, by _id.
+
+    A node that ran (a start, then a finish) is written at its start - so the API shows it
+    running - and updated at its finish. Records that need no start (the trigger, skipped nodes)
+    wait for the next write and go with it in one insert; `flush()` writes what is left."""
 
     def __init__(self, services: Services, run_id: str):
         self.services = services
         self.run_id = run_id
         self.written: set[str] = set()
+        self.pending: list[dict[str, Any]] = []
+        self.order: dict[str, int] = {}
+        """The position of each node in the walk (the API lists node runs in this order)."""
 
     def _document(self, run: NodeRun) -> dict[str, Any]:
         return {
@@ -136,6 +143,7 @@ class MongoNodeRecorder:
             "runId": self.run_id,
             "nodeKey": run.key,
             "nodeType": run.type,
+            "seq": self.order.setdefault(run.key, len(self.order)),
             "status": run.status,
             "invocations": run.invocations,
             "startedAt": run.started_at,
@@ -143,11 +151,10 @@ class MongoNodeRecorder:
         }
 
     def started(self, run: NodeRun) -> None:
-        node_runs_store.save(
-            self.services.db,
-            {**self._document(run), "outputs": [], "outputCount": 0, "logs": [], "errors": []},
+        self.pending.append(
+            {**self._document(run), "outputs": [], "outputCount": 0, "logs": [], "errors": []}
         )
-        self.written.add(run.key)
+        self.flush()
 
     def finished(self, run: NodeRun) -> None:
         document = {
@@ -162,8 +169,14 @@ class MongoNodeRecorder:
                 fields["outputs"] = []
             node_runs_store.update(self.services.db, document["_id"], fields)
         else:
-            node_runs_store.save(self.services.db, document)
-            self.written.add(run.key)
+            self.pending.append(document)
+
+    def flush(self) -> None:
+        """Write the records still waiting (one insert)."""
+        if self.pending:
+            documents, self.pending = self.pending, []
+            node_runs_store.save_many(self.services.db, documents)
+            self.written.update(d["nodeKey"] for d in documents)
 
 
 @job_handler(FLOW_RUN_KIND)
@@ -184,10 +197,11 @@ def run_flow_job(job: Job, ctx: Any) -> dict[str, Any] | None:
         connection = Connection.from_document(connection_document) if connection_document else None
     if job.attempts > 1:
         node_runs_store.delete_of_run(services.db, job.id)  # an earlier attempt's records
+    recorder = MongoNodeRecorder(services, job.id)
     env = FlowRunEnvironment(
         run_id=job.id,
         executors=EXECUTORS,
-        recorder=MongoNodeRecorder(services, job.id),
+        recorder=recorder,
         parameters=parameters,
         connection=_template_connection(services, connection, flow.mentions_connection)
         if connection
@@ -203,6 +217,8 @@ def run_flow_job(job: Job, ctx: Any) -> dict[str, Any] | None:
     except FlowStopped:
         ctx.log("stopped on request between nodes")
         return None
+    finally:
+        recorder.flush()
 
 
 @dataclass(frozen=True)
@@ -297,7 +313,14 @@ def to_public(services: Services, job: Job, *, with_nodes: bool = True) -> dict[
         projection = {"outputs": 0, "logs": 0}
         documents = node_runs_store.of_run(services.db, job.id, projection=projection)
         # Sorted here: secantusdb (tests, development) is slow on sorted queries, and a run has few nodes.
-        documents.sort(key=lambda d: (d.get("startedAt") is None, d.get("startedAt") or 0, d.get("nodeKey")))
+        documents.sort(
+            key=lambda d: (
+                d.get("seq", 0),
+                d.get("startedAt") is None,
+                d.get("startedAt") or 0,
+                d.get("nodeKey"),
+            )
+        )
         public["nodes"] = [_node_summary(d) for d in documents]
     return public
 

@@ -81,10 +81,13 @@ def release(services: Services, job_document: dict) -> None:
         store.release_slots(services.db, job_document.get("slots") or [], holder)
 
 
-def release_job(services: Services, job: Job) -> None:
-    """Give back the slots of the dispatch this job was claimed with (idempotent)."""
+def release_job(services: Services, job: Job, *, keep_global_slot: bool = False) -> None:
+    """Give back the slots of the dispatch this job was claimed with (idempotent); with
+    keep_global_slot, all but the global one (the worker hands that one over itself)."""
     if job.slot_holder:
-        store.release_slots(services.db, list(job.slots), job.slot_holder)
+        keys = [k for k in job.slots if not (keep_global_slot and k == GLOBAL_SLOT)]
+        if keys:
+            store.release_slots(services.db, keys, job.slot_holder)
 
 
 def ensure_built(services: Services, backlog: Backlog) -> bool:
@@ -107,13 +110,27 @@ def ensure_built(services: Services, backlog: Backlog) -> bool:
 _SENT, _TAKEN, _EMPTY, _BLOCKED, _FULL = "sent", "taken", "empty", "blocked", "full"
 
 
-@dataclass(frozen=True)
+@dataclass
 class LocalTake:
     """Claim the first job this dispatch picks for this worker process instead of sending it a
-    message (the worker that just finished a job runs the next one without a Celery round trip)."""
+    message (the worker that just finished a job runs the next one without a Celery round trip).
+
+    `handoff`: the global-slot holder of the job this worker just finished, still in place; the
+    take replaces it with the new job's holder in one write (instead of a release and a take),
+    and the dispatch releases it if nothing was taken."""
 
     worker_id: str
     lease_seconds: float
+    handoff: str | None = None
+
+
+def _take_global(services: Services, take: LocalTake | None, holder: str, limit: int) -> bool:
+    """Take a global slot for `holder`: by handing over this worker's own slot when it has one."""
+    if take is not None and take.handoff is not None:
+        previous, take.handoff = take.handoff, None
+        if store.transfer_slot(services.db, GLOBAL_SLOT, previous, holder):
+            return True
+    return store.take_slot(services.db, GLOBAL_SLOT, holder, limit)
 
 
 def _take_update(take: LocalTake, now: datetime, token: str, taken: list[str], holder: str) -> dict:
@@ -153,7 +170,11 @@ def _try_lane(
         holder = holder_of(job.id, token)
         taken: list[str] = []
         for claim in slot_claims(services, job, workers):
-            if not store.take_slot(services.db, claim.key, holder, claim.limit):
+            if claim.key == GLOBAL_SLOT:
+                got = _take_global(services, take, holder, claim.limit)
+            else:
+                got = store.take_slot(services.db, claim.key, holder, claim.limit)
+            if not got:
                 store.release_slots(services.db, taken, holder)
                 return (_FULL if claim.key == GLOBAL_SLOT else _BLOCKED), None
             taken.append(claim.key)
@@ -192,10 +213,20 @@ def dispatch(services: Services, *, max_messages: int | None = None) -> int:
     return _dispatch(services, max_messages, None)[0]
 
 
-def dispatch_and_take(services: Services, worker_id: str, lease_seconds: float) -> Job | None:
+def dispatch_and_take(
+    services: Services, worker_id: str, lease_seconds: float, *, handoff: str | None = None
+) -> Job | None:
     """Dispatch as `dispatch` does, but claim the first job picked for `worker_id` (running, with
-    a lease of lease_seconds) and return it instead of sending its message; None if none may start."""
-    return _dispatch(services, None, LocalTake(worker_id, lease_seconds))[1]
+    a lease of lease_seconds) and return it instead of sending its message; None if none may start.
+
+    `handoff`: the global-slot holder this worker kept from its last job (see LocalTake); it is
+    passed on to the taken job, or released."""
+    take = LocalTake(worker_id, lease_seconds, handoff)
+    try:
+        return _dispatch(services, None, take)[1]
+    finally:
+        if take.handoff is not None:
+            store.release_slots(services.db, [GLOBAL_SLOT], take.handoff)
 
 
 def _dispatch(services: Services, max_messages: int | None, take: LocalTake | None) -> tuple[int, Job | None]:
@@ -213,7 +244,9 @@ def _dispatch(services: Services, max_messages: int | None, take: LocalTake | No
     free = (
         1
         if take is not None and workers == 1
-        else workers - len(store.slot_holders(services.db, GLOBAL_SLOT))
+        else workers
+        - len(store.slot_holders(services.db, GLOBAL_SLOT))
+        + (1 if take is not None and take.handoff is not None else 0)
     )
     while looked < MAX_LANES_PER_DISPATCH and free > 0:
         pass_sent = 0

@@ -89,8 +89,12 @@ def finish(
     *,
     result: Any = None,
     error: dict | None = None,
+    keep_global_slot: bool = False,
 ) -> bool:
-    """Record the outcome if this worker still holds the job; release its slots. True if recorded."""
+    """Record the outcome if this worker still holds the job; release its slots. True if recorded.
+
+    keep_global_slot: leave the job's global (worker) slot in place, for the worker to hand over
+    to the next job it takes (dispatch_and_take's handoff) or release."""
     if not store.update_if(
         services.db,
         job.id,
@@ -108,8 +112,13 @@ def finish(
     ):
         return False
     # `job` was read after the claim: its slots are those of the dispatch it was claimed with.
-    dispatcher.release_job(services, job)
+    dispatcher.release_job(services, job, keep_global_slot=keep_global_slot)
     return True
+
+
+def kept_global_holder(job: Job) -> str | None:
+    """The global-slot holder a job finished with keep_global_slot leaves in place, if any."""
+    return job.slot_holder if job.slot_holder and dispatcher.GLOBAL_SLOT in job.slots else None
 
 
 class Watchdog(threading.Thread):
@@ -228,34 +237,47 @@ def execute(
     first: str | None = None
     deadline = time.monotonic() + MAX_CHAIN_SECONDS
     dispatched = False
+    kept: str | None = None  # this worker's global slot, kept from the job it just finished
     try:
         while job is not None:
             dispatched = False
-            outcome = _run_claimed(services, job, worker_id, exit_process)
+            outcome, kept = _run_claimed(services, job, worker_id, exit_process, keep_global_slot=True)
             first = first or outcome
             if time.monotonic() >= deadline:
                 break
             # Fair as any dispatch (the lane rotation picks it); other free slots get messages.
-            job = dispatcher.dispatch_and_take(services, worker_id, LEASE_SECONDS)
+            handoff, kept = kept, None
+            job = dispatcher.dispatch_and_take(services, worker_id, LEASE_SECONDS, handoff=handoff)
             dispatched = job is None
     finally:
+        if kept is not None:
+            store.release_slots(services.db, [dispatcher.GLOBAL_SLOT], kept)
         if not dispatched:
             dispatcher.dispatch(services)
     return first or "skipped"
 
 
-def _run_claimed(services: Services, job: Job, worker_id: str, exit_process: Callable[[int], None]) -> str:
+def _run_claimed(
+    services: Services,
+    job: Job,
+    worker_id: str,
+    exit_process: Callable[[int], None],
+    *,
+    keep_global_slot: bool = False,
+) -> tuple[str, str | None]:
+    """Run a claimed job to its end; returns (its state, the global-slot holder kept or None)."""
+
+    def done(state: JobState, **outcome: Any) -> tuple[str, str | None]:
+        recorded = finish(services, job, worker_id, state, keep_global_slot=keep_global_slot, **outcome)
+        return state.value, (kept_global_holder(job) if recorded and keep_global_slot else None)
+
     ctx = JobContext(services, job)
     if job.stop_requested:
-        finish(services, job, worker_id, JobState.STOPPED)
-        return JobState.STOPPED.value
+        return done(JobState.STOPPED)
     try:
         handler = handler_for(job.kind)
     except UnknownJobKind as unknown:
-        finish(
-            services, job, worker_id, JobState.FAILED, error={"type": "unknown_kind", "message": str(unknown)}
-        )
-        return JobState.FAILED.value
+        return done(JobState.FAILED, error={"type": "unknown_kind", "message": str(unknown)})
     config = services.config
     watchdog = Watchdog(
         services,
@@ -277,5 +299,4 @@ def _run_claimed(services: Services, job: Job, worker_id: str, exit_process: Cal
         log.info("job %s failed: %s", job.id, error)
     finally:
         watchdog.done.set()
-    finish(services, job, worker_id, state, result=result, error=error)
-    return state.value
+    return done(state, result=result, error=error)

@@ -31,6 +31,40 @@ class BlobNotFound(Exception):
     """No object is stored under that key."""
 
 
+def s3_client(
+    *, region: str, endpoint_url: str | None, access_key_id: str | None, secret_access_key: str | None
+):
+    """A boto3 S3 client with the engine's timeouts, retries and path-style addressing.
+
+    Unset credentials leave boto3's default chain (instance role, ...) in charge."""
+    return boto3.client(
+        "s3",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=BotoConfig(
+            connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
+            read_timeout=S3_READ_TIMEOUT_SECONDS,
+            retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": "path"},
+        ),
+    )
+
+
+def connector_archive_prefix(workspace_id: str, key: str, version: str | None = None) -> str:
+    """The S3 key prefix of every archive of a connector (or of one version), ending in `/`."""
+    return f"{workspace_id}/{key}/" + (f"{version}/" if version is not None else "")
+
+
+def connector_archive_key(workspace_id: str, key: str, version: str, sha256: str) -> str:
+    """Where an uploaded connector archive is stored in CONNECTORS_S3_BUCKET.
+
+    The digest in the key means a losing concurrent upload never overwrites the winner's bytes.
+    The custom code runner reads the same layout (sandbox/connectors.py)."""
+    return f"{connector_archive_prefix(workspace_id, key, version)}{sha256}.zip"
+
+
 class BlobStore:
     """Objects in S3, addressed by (bucket, key). The boto3 client is passed in."""
 
@@ -41,18 +75,11 @@ class BlobStore:
     @classmethod
     def from_config(cls, config: Config) -> BlobStore:
         """A store over the configured endpoint (AWS_ENDPOINT_URL_S3 for S3-compatible servers)."""
-        client = boto3.client(
-            "s3",
-            region_name=config.aws_region,
+        client = s3_client(
+            region=config.aws_region,
             endpoint_url=config.s3_endpoint_url,
-            aws_access_key_id=config.aws_access_key_id,
-            aws_secret_access_key=config.aws_secret_access_key,
-            config=BotoConfig(
-                connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
-                read_timeout=S3_READ_TIMEOUT_SECONDS,
-                retries={"max_attempts": 3, "mode": "standard"},
-                s3={"addressing_style": "path"},
-            ),
+            access_key_id=config.aws_access_key_id,
+            secret_access_key=config.aws_secret_access_key,
         )
         return cls(
             client, Buckets(config.tmp_s3_bucket, config.connectors_s3_bucket, config.static_s3_bucket)
@@ -92,6 +119,11 @@ class BlobStore:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys.extend(obj["Key"] for obj in page.get("Contents", []) if obj["LastModified"] < cutoff)
         return keys
+
+    def keys_under(self, bucket: str, prefix: str, *, limit: int = 1000) -> list[str]:
+        """Up to `limit` (at most 1000) keys starting with prefix, in key order."""
+        response = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=limit)
+        return [obj["Key"] for obj in response.get("Contents", [])]
 
     def ping(self) -> bool:
         """True when the connectors bucket answers."""

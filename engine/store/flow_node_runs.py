@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from engine.store.mongo import register_indexes
 
@@ -32,6 +32,18 @@ def save(db: Database, document: dict[str, Any]) -> None:
         db[COLLECTION].insert_one(document)
     except DuplicateKeyError:
         db[COLLECTION].replace_one({"_id": document["_id"]}, document, upsert=True)
+
+
+def save_many(db: Database, documents: list[dict[str, Any]]) -> None:
+    """save() each document, in one insert when none of them exists yet (the usual case)."""
+    if len(documents) == 1:
+        save(db, documents[0])
+        return
+    try:
+        db[COLLECTION].insert_many(documents, ordered=True)
+    except BulkWriteError:
+        for document in documents:  # some exist (a retried run): replace them one by one
+            save(db, document)
 
 
 def update(db: Database, document_id: str, fields: dict[str, Any]) -> bool:

@@ -183,6 +183,17 @@ def take_slot(db: Database, key: str, job_id: str, limit: int) -> bool:
     ).matched_count == 1 or job_id in slot_holders(db, key)
 
 
+def transfer_slot(db: Database, key: str, old_holder: str, new_holder: str) -> bool:
+    """Replace old_holder by new_holder in the key's holders, in one write; False if old_holder
+    no longer holds a slot there (nothing changed)."""
+    return (
+        db[SLOTS]
+        .update_one({"_id": key, "holders": old_holder}, {"$set": {"holders.$": new_holder}})
+        .modified_count
+        == 1
+    )
+
+
 def release_slots(db: Database, keys: list[str], job_id: str) -> None:
     """Remove job_id from the holders of every key, in one write (idempotent)."""
     if len(keys) == 1:

@@ -10,7 +10,7 @@ import pytest
 
 from engine.errors import TooManyRequests
 from engine.jobs import execution
-from engine.jobs.dispatch import GLOBAL_SLOT, dispatch
+from engine.jobs.dispatch import GLOBAL_SLOT, dispatch, dispatch_and_take
 from engine.jobs.model import JobState
 from engine.jobs.reconcile import reconcile
 from engine.jobs.service import enqueue_job, get_job, request_stop
@@ -199,3 +199,24 @@ def test_queue_size_per_workspace_counts_every_queued_job_and_frees_places_as_jo
         is not None
     )
     _enqueue(services, "C", None, kind="test-noop")
+
+
+def test_a_worker_hands_its_slot_to_the_next_job_it_takes_or_gives_it_back(services, fake_workers):
+    # Given one worker running A's first job, with a second job of A waiting
+    fake_workers(1)
+    first, second = (_enqueue(services, "A", "connA", kind="test-noop") for _ in range(2))
+    document = store.find(services.db, first.id)
+    job = execution.claim(services, first.id, document["dispatchToken"], "w1")
+    # When it finishes keeping its worker slot, then takes the next job with that slot
+    assert execution.finish(services, job, "w1", JobState.COMPLETED, keep_global_slot=True)
+    kept = execution.kept_global_holder(job)
+    assert store.slot_holders(services.db, GLOBAL_SLOT) == [kept]
+    taken = dispatch_and_take(services, "w1", 15.0, handoff=kept)
+    # Then the slot now belongs to the second job: the worker slot count never went over one
+    assert taken is not None and taken.id == second.id
+    assert store.slot_holders(services.db, GLOBAL_SLOT) == [taken.slot_holder]
+    assert taken.slot_holder.startswith(second.id + "/")
+    # And when nothing is left to take, the kept slot is given back
+    assert execution.finish(services, taken, "w1", JobState.COMPLETED, keep_global_slot=True)
+    assert dispatch_and_take(services, "w1", 15.0, handoff=execution.kept_global_holder(taken)) is None
+    assert store.slot_holders(services.db, GLOBAL_SLOT) == []

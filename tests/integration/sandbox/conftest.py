@@ -51,6 +51,7 @@ def start_runner(**env: str) -> Runner:
         "CUSTOM_CODE_RUNNER_HOST": "127.0.0.1",
         "RUNNER_TEST_SECRET": SECRET_VALUE,
         "PYTHONPATH": str(ROOT),
+        "CONNECTORS_S3_BUCKET": "",  # no connector store unless a test asks for one
         **env,
     }
     process = subprocess.Popen(
@@ -101,6 +102,29 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+CONNECTORS_BUCKET = "runner-connectors"
+"""The connector bucket of `connector_runner` (tests upload into it through the engine)."""
+S3_SECRET_VALUE = "s3-secret-runner-only-value"
+"""The connector runner's AWS_SECRET_ACCESS_KEY; no job may ever see it."""
+
+
+@pytest.fixture(scope="session")
+def connector_runner(stack) -> Iterator[Runner]:
+    """A runner that reads connector references from the test stack's S3 server."""
+    started = start_runner(
+        CUSTOM_CODE_RUNNER_JOB_SPACES="2",
+        CUSTOM_CODE_MEMORY_LIMIT=str(256 * 1024 * 1024),
+        CUSTOM_CODE_TIMEOUT_SECONDS="10",
+        CONNECTORS_S3_BUCKET=CONNECTORS_BUCKET,
+        AWS_ENDPOINT_URL_S3=stack.s3.uri,
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY=S3_SECRET_VALUE,
+        AWS_REGION="us-east-1",
+    )
+    yield started
+    stop_runner(started)
 
 
 @pytest.fixture(scope="session")
