@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from engine.store import connections as connections_store
 from engine.store import flow_instances as instances_store
 from engine.store import flow_node_runs as node_runs_store
 from engine.store import flows as flows_store
+from engine.timers import Delayed, call_later
 
 log = logging.getLogger(__name__)
 
@@ -122,18 +124,25 @@ def run_instance(services: Services, instance: FlowInstance, trigger_input: Any)
 # --- execution (in the queued worker) ------------------------------------------------------
 
 
-class MongoNodeRecorder:
-    """Writes node runs as they start and finish, by _id.
+PROGRESS_WRITE_DELAY_SECONDS = 0.05
+"""A node still running this long after it started is written as running (and the records
+waiting with it); a node that finishes sooner is written once, finished."""
 
-    A node that ran (a start, then a finish) is written at its start - so the API shows it
-    running - and updated at its finish. Records that need no start (the trigger, skipped nodes)
-    wait for the next write and go with it in one insert; `flush()` writes what is left."""
+
+class MongoNodeRecorder:
+    """Writes node runs, by _id, in as few writes as the API's view of progress allows.
+
+    Records wait in `pending` and go together in one insert: when a node has been running for
+    PROGRESS_WRITE_DELAY_SECONDS (so the API shows it running within that), and at the end of the
+    walk (`flush()`). A node written as running is updated in place when it finishes."""
 
     def __init__(self, services: Services, run_id: str):
         self.services = services
         self.run_id = run_id
         self.written: set[str] = set()
         self.pending: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.progress_write: Delayed | None = None
         self.order: dict[str, int] = {}
         """The position of each node in the walk (the API lists node runs in this order)."""
 
@@ -151,10 +160,10 @@ class MongoNodeRecorder:
         }
 
     def started(self, run: NodeRun) -> None:
-        self.pending.append(
-            {**self._document(run), "outputs": [], "outputCount": 0, "logs": [], "errors": []}
-        )
-        self.flush()
+        document = {**self._document(run), "outputs": [], "outputCount": 0, "logs": [], "errors": []}
+        with self.lock:
+            self.pending.append(document)
+        self.progress_write = call_later(PROGRESS_WRITE_DELAY_SECONDS, self.flush)
 
     def finished(self, run: NodeRun) -> None:
         document = {
@@ -163,20 +172,25 @@ class MongoNodeRecorder:
             "logs": run.logs,
             "errors": run.errors,
         }
-        if run.key in self.written:
-            fields = {k: v for k, v in document.items() if k != "_id"}
-            if "outputsRef" in document:
-                fields["outputs"] = []
-            node_runs_store.update(self.services.db, document["_id"], fields)
-        else:
-            self.pending.append(document)
+        if self.progress_write is not None:
+            self.progress_write.cancel()
+        with self.lock:
+            if run.key not in self.written:
+                # Not written yet: the finished record takes the place of the running one.
+                self.pending = [d for d in self.pending if d["nodeKey"] != run.key] + [document]
+                return
+        fields = {k: v for k, v in document.items() if k != "_id"}
+        if "outputsRef" in document:
+            fields["outputs"] = []
+        node_runs_store.update(self.services.db, document["_id"], fields)
 
     def flush(self) -> None:
         """Write the records still waiting (one insert)."""
-        if self.pending:
-            documents, self.pending = self.pending, []
-            node_runs_store.save_many(self.services.db, documents)
-            self.written.update(d["nodeKey"] for d in documents)
+        with self.lock:
+            if self.pending:
+                documents, self.pending = self.pending, []
+                node_runs_store.save_many(self.services.db, documents)
+                self.written.update(d["nodeKey"] for d in documents)
 
 
 @job_handler(FLOW_RUN_KIND)

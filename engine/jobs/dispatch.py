@@ -28,6 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from engine.jobs.channel import send_execute
 from engine.jobs.model import FLOW_CLASS, PULL_CLASS, Job, JobState, limit_class
@@ -35,6 +36,7 @@ from engine.limits.service import limits_for
 from engine.services import Services
 from engine.store import jobs as store
 from engine.store.job_backlog import Backlog
+from engine.timers import call_later
 
 log = logging.getLogger(__name__)
 
@@ -197,15 +199,20 @@ def _try_lane(
             send_execute(services.config, job.id, token)
             return _SENT, None
         # The job is ours and running: hand it over whatever happens to the bookkeeping below (a
-        # lane entry left behind is dropped as stale; the queue counters are only a size limit).
+        # lane entry left behind is dropped as stale; the queue counters are only a size limit,
+        # so they are given back off the job's path, on the timer thread, while the job runs).
         try:
             backlog.pop_if_head(lane, job_id)
-            store.release_queue_places(services.db, [job.lane, store.workspace_queue(job.workspace_id)])
+            call_later(0.0, partial(_release_places, services, job))
         except Exception as error:  # noqa: BLE001
             log.warning("job %s taken, bookkeeping failed: %s", job.id, error)
         fields = update["$set"]
         return _TAKEN, Job.from_document({**document, **fields, "attempts": job.attempts + 1})
     return _BLOCKED, None
+
+
+def _release_places(services: Services, job: Job) -> None:
+    store.release_queue_places(services.db, [job.lane, store.workspace_queue(job.workspace_id)])
 
 
 def dispatch(services: Services, *, max_messages: int | None = None) -> int:

@@ -121,8 +121,9 @@ def kept_global_holder(job: Job) -> str | None:
     return job.slot_holder if job.slot_holder and dispatcher.GLOBAL_SLOT in job.slots else None
 
 
-class Watchdog(threading.Thread):
-    """Renews the lease, relays stop requests, and enforces the time and memory limits."""
+class Watchdog:
+    """The watch over one running job: renews its lease, relays stop requests, and enforces the
+    time and memory limits, one `tick()` at a time (driven by this process's WatchdogThread)."""
 
     def __init__(
         self,
@@ -135,13 +136,13 @@ class Watchdog(threading.Thread):
         max_memory_mb: float,
         exit_process: Callable[[int], None],
     ):
-        super().__init__(name=f"watchdog-{job.id}", daemon=True)
         self.services, self.job, self.ctx, self.worker_id = services, job, ctx, worker_id
         self.max_seconds, self.max_memory_mb = max_seconds, max_memory_mb
         self.exit_process = exit_process
         self.done = threading.Event()
         self.started_at = time.monotonic()
         self.stop_seen_at: float | None = None
+        self.last_renewal = self.started_at
         self.process = psutil.Process()
 
     def rss_mb(self) -> float:
@@ -163,37 +164,38 @@ class Watchdog(threading.Thread):
             finally:
                 self.exit_process(EXIT_CODE_LIMIT)
 
-    def run(self) -> None:
-        last_renewal = time.monotonic()
-        while not self.done.wait(WATCHDOG_TICK_SECONDS):
-            now = time.monotonic()
-            elapsed = now - self.started_at
-            if elapsed > self.max_seconds:
-                self._end(
-                    JobState.FAILED,
-                    {
-                        "type": "time_limit",
-                        "message": f"the job ran longer than {self.max_seconds:g} s (MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS)",
-                    },
-                )
-                return
-            rss = self.rss_mb()
-            if rss > self.max_memory_mb:
-                self._end(
-                    JobState.FAILED,
-                    {
-                        "type": "memory_limit",
-                        "message": f"the job used {rss:.0f} MB, above {self.max_memory_mb:g} MB (MAX_QUEUED_TASKS_MEMORY_MB)",
-                    },
-                )
-                return
-            if now - last_renewal >= LEASE_RENEW_SECONDS:
-                last_renewal = now
-                if not self._renew():
-                    return
-            if self.stop_seen_at is not None and now - self.stop_seen_at > STOP_GRACE_SECONDS:
-                self._end(JobState.STOPPED, None)
-                return
+    def tick(self) -> bool:
+        """One check of the running job; False once there is nothing left to watch."""
+        if self.done.is_set():
+            return False
+        now = time.monotonic()
+        if now - self.started_at > self.max_seconds:
+            self._end(
+                JobState.FAILED,
+                {
+                    "type": "time_limit",
+                    "message": f"the job ran longer than {self.max_seconds:g} s (MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS)",
+                },
+            )
+            return False
+        rss = self.rss_mb()
+        if rss > self.max_memory_mb:
+            self._end(
+                JobState.FAILED,
+                {
+                    "type": "memory_limit",
+                    "message": f"the job used {rss:.0f} MB, above {self.max_memory_mb:g} MB (MAX_QUEUED_TASKS_MEMORY_MB)",
+                },
+            )
+            return False
+        if now - self.last_renewal >= LEASE_RENEW_SECONDS:
+            self.last_renewal = now
+            if not self._renew():
+                return False
+        if self.stop_seen_at is not None and now - self.stop_seen_at > STOP_GRACE_SECONDS:
+            self._end(JobState.STOPPED, None)
+            return False
+        return True
 
     def _renew(self) -> bool:
         try:
@@ -218,6 +220,60 @@ class Watchdog(threading.Thread):
         except Exception as error:  # noqa: BLE001 - a store hiccup: try again next tick; the lease has slack
             log.warning("job %s: lease renewal failed: %s", self.job.id, error)
         return True
+
+
+class WatchdogThread(threading.Thread):
+    """One per process: ticks every watched job each WATCHDOG_TICK_SECONDS (a thread started per
+    job cost about a millisecond of every job's latency)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="job-watchdog", daemon=True)
+        self._watches: set[Watchdog] = set()
+        self._changed = threading.Condition()
+
+    def watch(self, watchdog: Watchdog) -> None:
+        with self._changed:
+            self._watches.add(watchdog)
+            self._changed.notify()
+
+    def unwatch(self, watchdog: Watchdog) -> None:
+        watchdog.done.set()
+        with self._changed:
+            self._watches.discard(watchdog)
+
+    def run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._watches:
+                    self._changed.wait()
+            time.sleep(WATCHDOG_TICK_SECONDS)
+            with self._changed:
+                watches = list(self._watches)
+            for watchdog in watches:
+                try:
+                    keep = watchdog.tick()
+                except Exception:  # noqa: BLE001 - never let one job's watch end the others'
+                    log.exception("job %s: watchdog tick failed", watchdog.job.id)
+                    keep = True
+                if not keep:
+                    with self._changed:
+                        self._watches.discard(watchdog)
+
+
+_watchdog_thread: tuple[int, WatchdogThread] | None = None
+_watchdog_lock = threading.Lock()
+
+
+def watchdog_thread() -> WatchdogThread:
+    """This process's WatchdogThread, started on first use (again in a forked child)."""
+    global _watchdog_thread
+    with _watchdog_lock:
+        current = _watchdog_thread
+        if current is None or current[0] != os.getpid() or not current[1].is_alive():
+            thread = WatchdogThread()
+            thread.start()
+            current = _watchdog_thread = (os.getpid(), thread)
+        return current[1]
 
 
 def execute(
@@ -288,7 +344,8 @@ def _run_claimed(
         max_memory_mb=config.max_queued_tasks_memory_mb,
         exit_process=exit_process,
     )
-    watchdog.start()
+    watchers = watchdog_thread()
+    watchers.watch(watchdog)
     state, result, error = JobState.COMPLETED, None, None
     try:
         result = handler(job, ctx)
@@ -298,5 +355,5 @@ def _run_claimed(
         state, error = JobState.FAILED, error_of(exc)
         log.info("job %s failed: %s", job.id, error)
     finally:
-        watchdog.done.set()
+        watchers.unwatch(watchdog)
     return done(state, result=result, error=error)
