@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from pymongo.errors import ConnectionFailure as PyMongoConnectionFailure
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from engine.config import Config, Mode
@@ -16,6 +19,8 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 """Largest request body the API reads (connector archives are the largest)."""
+STORE_RETRY_AFTER_SECONDS = 5
+"""Retry-After of the 503 answered while MongoDB or Redis cannot be reached."""
 
 
 def create_app(config: Config, services: Services | None = None) -> Flask:
@@ -55,6 +60,20 @@ def _register_error_handlers(app: Flask) -> None:
         name = (error.name or "error").lower().replace(" ", "_")
         response = jsonify({"error": {"type": name, "message": error.description}})
         response.status_code = error.code or 500
+        return response
+
+    @app.errorhandler(PyMongoConnectionFailure)
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def store_unavailable(error: Exception):
+        # A store that cannot be reached is an outage to retry through, not an engine bug.
+        store = "mongodb" if isinstance(error, PyMongoConnectionFailure) else "redis"
+        log.warning("%s unavailable: %s", store, type(error).__name__)
+        response = jsonify(
+            {"error": {"type": "unavailable", "message": f"{store} is unavailable: retry later"}}
+        )
+        response.status_code = 503
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
         return response
 
     @app.errorhandler(Exception)

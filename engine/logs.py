@@ -24,6 +24,11 @@ class ContextFilter(logging.Filter):
         return True
 
 
+PER_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+"""Celery's "received" and "succeeded" lines, two per task: the engine logs one line per run
+itself (with its workspace and run ids), and Celery's failures still come through at ERROR."""
+
+
 def configure_logging(mode: str, *, debug: bool = False) -> None:
     """Send plain-text lines to stderr; DEBUG_ALL turns on debug output everywhere."""
     global _mode
@@ -36,7 +41,7 @@ def configure_logging(mode: str, *, debug: bool = False) -> None:
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     if not debug:
         # These libraries are chatty at INFO and log nothing an operator acts on.
-        for name in ("botocore", "boto3", "urllib3", "pymongo", "s3transfer", "werkzeug"):
+        for name in ("botocore", "boto3", "urllib3", "pymongo", "s3transfer", "werkzeug", *PER_TASK_LOGGERS):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

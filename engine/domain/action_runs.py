@@ -238,7 +238,12 @@ def start_run(
     snapshot = _snapshot(document)
     try:
         _celery().send_task(
-            RUN_ACTION_TASK, args=[run.id], kwargs={"snapshot": snapshot} if snapshot else None
+            RUN_ACTION_TASK,
+            args=[run.id],
+            kwargs={"snapshot": snapshot} if snapshot else None,
+            # What Celery shows of the arguments: without these it formats the whole snapshot.
+            argsrepr=repr([run.id]),
+            kwargsrepr="{'snapshot': ...}" if snapshot else "{}",
         )
     except Exception as error:  # noqa: BLE001 - the broker is down: the run is failed visibly, not lost
         fail_run(services, run.id, ServiceUnavailable(f"could not enqueue the run: {type(error).__name__}"))
@@ -402,9 +407,11 @@ def execute_run(
                 if document.get("action")
                 else action_service.get_action(services, document["workspaceId"], document["actionKey"])
             )
+            # A transform never calls the app: its connection is not read.
+            calls_app = action.operation["type"] != action_service.ActionOperationType.TRANSFORM
             connection = (
                 connection_service.get_connection_by_id(services, document["connectionId"])
-                if document.get("connectionId")
+                if document.get("connectionId") and calls_app
                 else None
             )
             result = _bounded_output(

@@ -114,3 +114,27 @@ def test_instant_queue_size_is_429_beyond_the_limit(services):
     with pytest.raises(TooManyRequests) as error:
         check_instant_queue_size(services, "ws1", clock=seconds)
     assert error.value.field == "instantTasksQueueSize"
+
+
+def test_an_unreachable_store_is_a_503_to_retry_not_an_internal_error(services, engine_env):
+    # Given an API whose Redis (the rate limits' store) cannot be reached
+    from engine.config import load_config
+    from engine.dev.servers import free_port
+    from engine.services import Services
+
+    config = load_config(
+        {**engine_env, "ENABLE_LIMITS": "1", "REDIS_URI": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    unreachable = Services.from_config(config)
+    workspace, secret = create_workspace(services)
+    client = create_app(config, unreachable).test_client()
+    # When a workspace admin calls it
+    response = client.get("/actions", headers=auth_header(workspace_token(workspace, secret)))
+    # Then it answers 503 naming the store, with a Retry-After
+    assert response.status_code == 503
+    assert response.get_json()["error"] == {
+        "type": "unavailable",
+        "message": "redis is unavailable: retry later",
+    }
+    assert int(response.headers["Retry-After"]) > 0
+    unreachable.close()
