@@ -266,6 +266,10 @@ def list_connections(
 
 
 def delete_connection(services: Services, connection: Connection) -> None:
+    """Delete the connection and what only it used: its data sources, event pulls and their records."""
+    from engine.datasources.service import delete_for_connection
+
+    delete_for_connection(services, connection.id)
     connection_store.delete(services.db, connection.id)
 
 

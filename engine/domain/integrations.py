@@ -104,7 +104,11 @@ def upload_connector(services: Services, workspace_id: str, data: bytes) -> dict
     try:
         version_store.insert(services.db, document)
     except version_store.VersionExists:
-        services.blobs.delete(services.blobs.buckets.connectors, archive_key)
+        # The winner may have stored this very archive under the same (content-addressed) key:
+        # only an archive nobody references is removed.
+        winner = version_store.find(services.db, workspace_id, spec.key, spec.version)
+        if winner is None or winner.get("archiveKey") != archive_key:
+            services.blobs.delete(services.blobs.buckets.connectors, archive_key)
         raise Conflict(
             f"connector {spec.key} version {spec.version} was already uploaded; bump `version`",
             field="spec.yaml: version",

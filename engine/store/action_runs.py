@@ -23,7 +23,6 @@ register_indexes(
     COLLECTION,
     [
         IndexModel([("workspaceId", ASCENDING), ("customerId", ASCENDING)], name="workspace_customer"),
-        IndexModel([("workspaceId", ASCENDING)], name="workspace"),
         IndexModel([("state", ASCENDING), ("createdAt", ASCENDING)], name="state_created"),
     ],
 )

@@ -48,6 +48,13 @@ def exists(db: Database, workspace_id: str, key: str, version: str) -> bool:
     )
 
 
+def find(db: Database, workspace_id: str, key: str, version: str) -> dict[str, Any] | None:
+    """One version's metadata (without its sources), or None."""
+    return db[COLLECTION].find_one(
+        {"workspaceId": workspace_id, "key": key, "version": version}, {"pythonSources": 0}
+    )
+
+
 def versions_of(db: Database, workspace_id: str, key: str) -> list[dict[str, Any]]:
     """Every version of one connector (unsorted: sorting is the caller's, in memory)."""
     return list(db[COLLECTION].find({"workspaceId": workspace_id, "key": key}))

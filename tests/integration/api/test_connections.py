@@ -105,3 +105,20 @@ def test_credentials_checked_against_auth_schema_without_echo(client, services, 
     )
     assert response.get_json()["error"]["field"] == "credentials.apiKey"
     assert services.db.connections.count_documents({}) == 0
+
+
+def test_the_loser_of_two_identical_uploads_keeps_the_winner_s_archive(client, services, tenant, monkeypatch):
+    # Given the same archive uploaded twice at once: the second passed the "exists" check before
+    # the first stored its version (simulated by skipping that check for it)
+    from datetime import UTC, datetime
+
+    from engine.store import connector_versions
+
+    assert upload_demo_connector(client, tenant.admin)["currentVersion"] == "1.0.0"
+    monkeypatch.setattr(connector_versions, "exists", lambda *_args: False)
+    # When the second one finds the version taken
+    response = upload_connector(client, tenant.admin, demo_connector_zip())
+    # Then it is refused, and the archive the stored version points to is still there
+    assert response.status_code == 409
+    keys = services.blobs.keys_older_than(services.blobs.buckets.connectors, datetime(2100, 1, 1, tzinfo=UTC))
+    assert len(keys) == 1

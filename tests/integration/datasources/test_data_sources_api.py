@@ -123,3 +123,17 @@ def test_deleting_a_connections_data_sources(services, tenant):
     assert service.delete_for_connection(services, tenant.connection["id"]) == 2
     headers = factories.auth_header(tenant.admin)
     assert tenant.client.get(f"/data-sources/{first['id']}", headers=headers).status_code == 404
+
+
+def test_deleting_a_connection_deletes_its_data_sources(tenant):
+    # Given a connection with a data source
+    source = create_source(tenant)
+    headers = factories.auth_header(tenant.admin)
+    assert tenant.client.get(f"/data-sources/{source['id']}", headers=headers).status_code == 200
+    # When the customer deletes the connection
+    response = tenant.client.delete(
+        f"/connections/{tenant.connection['id']}", headers=factories.auth_header(tenant.customer)
+    )
+    # Then its data source is gone with it (no sync runs for a connection that no longer exists)
+    assert response.status_code in (200, 204)
+    assert tenant.client.get(f"/data-sources/{source['id']}", headers=headers).status_code == 404
