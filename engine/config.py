@@ -6,6 +6,7 @@ problem, each naming its variable, so a process never starts half-configured.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -88,6 +89,8 @@ class Config:
     max_queued_tasks_memory_mb: int = DEFAULT_MAX_QUEUED_TASKS_MEMORY_MB
     max_queued_tasks_process_time_seconds: int = DEFAULT_MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS
     custom_code_memory_limit: int | None = None
+    outbound_allowed_networks: tuple[str, ...] = ()
+    """CIDRs outbound requests may reach although the outbound policy refuses them (engine/outbound.py)."""
 
     @property
     def is_production(self) -> bool:
@@ -215,6 +218,19 @@ def _read_secret(reader: _Reader, name: str, production: bool) -> str:
     return value
 
 
+def _networks(text: str, name: str, problems: list[str]) -> tuple[str, ...]:
+    """The CIDRs of a comma-separated list (e.g. `10.1.0.0/16,192.168.5.7/32`); one problem per bad one."""
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            problems.append(f"{name}: {part!r} is not a network (expected CIDRs like 10.1.0.0/16)")
+    return tuple(networks)
+
+
 def load_config(environ: Mapping[str, str] | None = None, *, require_mode: bool = True) -> Config:
     """Read and check the environment; raise ConfigError listing every problem."""
     env = os.environ if environ is None else environ
@@ -296,6 +312,9 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_mode: bool 
         )
         or DEFAULT_MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS,
         custom_code_memory_limit=reader.integer("CUSTOM_CODE_MEMORY_LIMIT", None),
+        outbound_allowed_networks=_networks(
+            reader.text("OUTBOUND_ALLOWED_NETWORKS", "") or "", "OUTBOUND_ALLOWED_NETWORKS", reader.problems
+        ),
     )
     if reader.problems:
         raise ConfigError(reader.problems)

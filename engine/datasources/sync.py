@@ -27,6 +27,7 @@ from engine.connectors import AppError, AppRateLimited, AppUnavailable, list_rec
 from engine.datasources import events as record_events
 from engine.datasources.model import DataSource, DataSourceKind, DataSourceState, SyncMode
 from engine.domain.common import now
+from engine.outbound import outbound_session
 from engine.services import Services
 from engine.store import data_records as records_store
 from engine.store import data_sources as sources_store
@@ -376,7 +377,7 @@ def _list_and_store(
     id_field = getattr(collection, "id_field", None) or "id"
     updated_field = getattr(collection, "updated_at_field", None) or "updated_at"
     own_session = session is None
-    session = session or requests.Session()
+    session = session or outbound_session(services.config)
     rate_limited = unavailable = 0
     try:
         while run.doc.get("phase") == "listing":

@@ -28,7 +28,6 @@ from datetime import datetime
 from typing import Any
 
 import jsonschema
-import requests
 
 from engine.connectors import AppError
 from engine.connectors.errors import TemplateError
@@ -52,6 +51,7 @@ from engine.errors import (
 )
 from engine.ids import new_id
 from engine.limits.custom_code import custom_code_slot
+from engine.outbound import outbound_session
 from engine.services import Services
 from engine.store import actions as action_store
 
@@ -377,7 +377,7 @@ def _scrub(value: Any, redactor: Redactor) -> Any:
 def _run_http(
     services: Services, bound: BoundConnection, spec, op_name: str, input: Any, started: float
 ) -> ActionResult:
-    with requests.Session() as session:
+    with outbound_session(services.config) as session:
         result = execute_operation(
             spec,
             op_name,

@@ -14,8 +14,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import requests
-
 from engine import crypto
 from engine.connectors import AppError, ConnectorSpec, CredentialsRefreshFailed, execute_operation
 from engine.connectors import oauth2 as oauth2_fields
@@ -31,6 +29,7 @@ from engine.domain.integrations import (
 from engine.domain.validation import check
 from engine.errors import BadRequest, EngineError, NotFound, ValidationFailed
 from engine.ids import new_id
+from engine.outbound import outbound_session
 from engine.services import Services
 from engine.store import connections as connection_store
 
@@ -326,7 +325,7 @@ def test_connection(services: Services, connection: Connection) -> dict[str, Any
     op_name = bound.spec.test
     if not op_name:
         raise BadRequest(f"connector {bound.spec.key} declares no test operation")
-    with requests.Session() as session:
+    with outbound_session(services.config) as session:
         try:
             result = execute_operation(
                 bound.spec,
@@ -416,7 +415,7 @@ def complete_oauth(services: Services, code: str | None, state: str | None) -> C
         raise BadRequest("invalid state", field="state")
     connection = get_connection_by_id(services, claims["connectionId"])
     bound = bind(services, connection)
-    with requests.Session() as session:
+    with outbound_session(services.config) as session:
         try:
             credentials = oauth2.exchange_code(
                 bound.spec,

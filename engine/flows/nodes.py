@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from engine.config import Config
 from engine.connectors.errors import TemplateRenderError
 from engine.connectors.templates import render_tree
 from engine.errors import TooManyRequests
@@ -23,6 +24,7 @@ from engine.flows.executor import NodeContext, NodeExecutor, NodeFailed
 from engine.flows.outputs import MAX_NODE_OUTPUT_BYTES
 from engine.limits.custom_code import LIMIT_NAME as CUSTOM_CODE_LIMIT_NAME
 from engine.limits.custom_code import custom_code_slot
+from engine.outbound import outbound_session
 
 HTTP_REQUEST_TIMEOUT_SECONDS = 30.0
 """Connect + read timeout of an http-request node."""
@@ -86,10 +88,15 @@ def for_each(node: Node, value: Any, ctx: NodeContext) -> list[Any]:
 _http_local = threading.local()
 
 
-def _http_session() -> requests.Session:
-    session = getattr(_http_local, "session", None)
+def _http_session(config: Config) -> requests.Session:
+    """This thread's guarded session for the config's outbound policy (kept-alive connections)."""
+    sessions = getattr(_http_local, "sessions", None)
+    if sessions is None:
+        sessions = _http_local.sessions = {}
+    key = (config.is_production, config.outbound_allowed_networks)
+    session = sessions.get(key)
     if session is None:
-        session = _http_local.session = requests.Session()
+        session = sessions[key] = outbound_session(config)
     return session
 
 
@@ -105,7 +112,7 @@ def http_request(node: Node, value: Any, ctx: NodeContext) -> list[Any]:
     body = _render(config["body"], node, ctx, value, "body") if config.get("body") is not None else None
     started = time.monotonic()
     try:
-        response = _http_session().request(
+        response = _http_session(ctx.extra["services"].config).request(
             method,
             url,
             headers=headers,
