@@ -13,6 +13,7 @@ import os
 import resource
 import signal
 import socket
+import struct
 import sys
 import traceback
 from dataclasses import dataclass
@@ -111,14 +112,40 @@ def apply_limits(memory_limit_bytes: int, timeout_seconds: float) -> int:
     return resident
 
 
+class LogMirror:
+    """A copy of the first bytes of a job's logs in memory shared with the zygote, so the logs
+    of a job killed for its time or memory survive it. Layout: 4-byte little-endian length, then
+    UTF-8 text; the length is written after the text, so the reader never sees a torn line."""
+
+    def __init__(self, memory: mmap.mmap):
+        self.memory = memory
+        self.used = 0
+
+    def write(self, text: str) -> None:
+        room = len(self.memory) - 4 - self.used
+        if room <= 0:
+            return
+        data = text.encode("utf-8", "replace")[:room]
+        self.memory[4 + self.used : 4 + self.used + len(data)] = data
+        self.used += len(data)
+        struct.pack_into("<I", self.memory, 0, self.used)
+
+    @staticmethod
+    def read(memory: mmap.mmap) -> str:
+        """What a (dead) job mirrored."""
+        (used,) = struct.unpack_from("<I", memory, 0)
+        return memory[4 : 4 + min(used, len(memory) - 4)].decode("utf-8", "replace")
+
+
 class LogBuffer:
     """The job's logs: print output and ctx.log lines, capped at a byte size."""
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, mirror: LogMirror | None = None):
         self.max_bytes = max_bytes
         self.parts: list[str] = []
         self.size = 0
         self.truncated = False
+        self.mirror = mirror
 
     def write(self, text: str) -> None:
         if self.truncated:
@@ -128,6 +155,8 @@ class LogBuffer:
             self.truncated = True
         self.parts.append(text)
         self.size += len(text)
+        if self.mirror is not None:
+            self.mirror.write(text)
 
     def text(self) -> str:
         joined = "".join(self.parts)
@@ -306,7 +335,11 @@ def _failure(error_type: ErrorType, message: str, line: int | None) -> dict[str,
 
 
 def execute(
-    header: dict[str, Any], input_json: bytes, channel: socket.socket | None, compiled: bytes | None = None
+    header: dict[str, Any],
+    input_json: bytes,
+    channel: socket.socket | None,
+    compiled: bytes | None = None,
+    mirror: LogMirror | None = None,
 ) -> tuple[dict, bytes]:
     """Compile (or load `compiled`, the marshalled code from the zygote's cache) and run the job;
     returns (meta, result JSON bytes). Never raises.
@@ -315,7 +348,7 @@ def execute(
     the freshly compiled code for the zygote's cache (or nothing). The zygote trusts only that
     first frame, which user code can never have written.
     """
-    logs = LogBuffer(header["max_log_bytes"])
+    logs = LogBuffer(header["max_log_bytes"], mirror)
     meta: dict[str, Any]
     result_bytes = b""
     try:
@@ -417,7 +450,7 @@ class _BadResult(Exception):
     pass
 
 
-def child_main(channel: socket.socket, settings: Confinement) -> None:
+def child_main(channel: socket.socket, settings: Confinement, log_memory: mmap.mmap | None = None) -> None:
     """Entry point of a forked job process: wait for one job, run it, report, exit. Never returns."""
     status = 0
     try:
@@ -431,7 +464,9 @@ def child_main(channel: socket.socket, settings: Confinement) -> None:
             compiled, body = protocol.unprefix(body)
         header, input_json = protocol.split(body)
         baseline = apply_limits(header["memory_limit_mb"] * 1024 * 1024, header["timeout_seconds"])
-        meta, result_bytes = execute(header, input_json, channel, compiled)
+        meta, result_bytes = execute(
+            header, input_json, channel, compiled, LogMirror(log_memory) if log_memory is not None else None
+        )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         meta["peak_memory_mb"] = round(max(0, peak - baseline) / (1024 * 1024), 2)
         meta["baseline_rss_bytes"] = baseline

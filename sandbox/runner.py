@@ -262,6 +262,7 @@ def _answer(reply: dict[str, Any], payload: bytes) -> JobAnswer:
     result = b"null"
     if reply.get("error"):
         document["error"] = reply["error"]
+        document["logs"] = reply.get("logs", "")  # what a killed job printed before its end
     else:
         meta, result_bytes = protocol.split(payload)
         document["status"] = meta["status"]

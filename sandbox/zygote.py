@@ -16,6 +16,7 @@ import argparse
 import gc
 import hashlib
 import json
+import mmap
 import os
 import pwd
 import selectors
@@ -34,6 +35,8 @@ from sandbox.errors import ErrorType
 RECV_CHUNK_BYTES = 1 << 20
 COMPILED_CACHE_ENTRIES = 1024
 COMPILED_CACHE_BYTES = 64 * 1024 * 1024
+LOG_MIRROR_BYTES = 64 * 1024
+"""Logs of a job killed for its time or memory that survive it (shared memory per job process)."""
 MEMORY_DEATH_RATIO = 0.9
 """A job that died without a result after using this share of its limit is reported memory_limit."""
 
@@ -45,6 +48,7 @@ class JobProcess:
     pid: int
     channel: socket.socket
     pidfd: int
+    logs: mmap.mmap
     id: str | None = None
     started: float = 0.0
     deadline: float = 0.0
@@ -105,6 +109,7 @@ class Zygote:
     # -- job processes -------------------------------------------------------------------------
     def _fork(self) -> JobProcess:
         ours, theirs = socket.socketpair()
+        logs = mmap.mmap(-1, LOG_MIRROR_BYTES)  # shared with the child: its logs outlive a kill
         # Block our signals across fork: a SIGTERM landing in the child before it resets its
         # handlers would run the zygote's shutdown code in the child.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
@@ -112,12 +117,14 @@ class Zygote:
             pid = os.fork()
             if pid == 0:
                 ours.close()
-                executor.child_main(theirs, self.confinement)  # never returns
+                for other in (*self.idle, *self.jobs.values()):
+                    other.logs.close()  # other jobs' logs are no business of this one
+                executor.child_main(theirs, self.confinement, logs)  # never returns
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
         theirs.close()
         ours.setblocking(False)
-        process = JobProcess(pid=pid, channel=ours, pidfd=os.pidfd_open(pid))
+        process = JobProcess(pid=pid, channel=ours, pidfd=os.pidfd_open(pid), logs=logs)
         self.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", process))
         return process
 
@@ -201,7 +208,8 @@ class Zygote:
         os.close(process.pidfd)
         self._unregister(process.channel)
         process.channel.close()
-        if process.id is None:  # an idle process died (killed from outside?): the pool refills
+        if process.id is None:
+            process.logs.close()  # an idle process died (killed from outside?): the pool refills
             if process in self.idle:
                 self.idle.remove(process)
             return
@@ -213,6 +221,7 @@ class Zygote:
         if not process.reported:
             duration_ms = (time.monotonic() - process.started) * 1000
             self._report_death(process, status, usage.ru_maxrss * 1024, duration_ms)
+        process.logs.close()
 
     def _report_death(self, job: JobProcess, status: int, peak_rss_bytes: int, duration_ms: float) -> None:
         """Answer for a job that ended without sending its result: time, memory or a crash."""
@@ -223,6 +232,7 @@ class Zygote:
             "id": job.id,
             "duration_ms": round(duration_ms, 3),
             "peak_memory_mb": round(peak_mb, 2),
+            "logs": executor.LogMirror.read(job.logs),
         }
         signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         if job.timed_out or signum == signal.SIGXCPU:

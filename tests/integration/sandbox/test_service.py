@@ -41,6 +41,22 @@ def test_time_limit_holds_within_ten_percent(runner):
     assert 1000 <= result.duration_ms <= 1100, result.duration_ms
 
 
+def test_a_job_killed_for_its_time_keeps_what_it_printed(runner):
+    # Given a job that logs its progress and then never ends
+    code = (
+        "def run(i, c):\n"
+        "    print('loaded', i['n'], 'items')\n"
+        "    c.log.info('starting the loop')\n"
+        "    while True:\n"
+        "        pass\n"
+    )
+    # When the runner kills it at its time limit
+    result = runner.client.run_job(code, {"n": 3}, limits=JobLimits(timeout_seconds=0.3))
+    # Then the error says why, and its logs up to the kill are there to debug it
+    assert result.error.type == "time_limit"
+    assert "loaded 3 items" in result.logs and "starting the loop" in result.logs
+
+
 def test_sleeping_job_is_killed_on_wall_clock(runner):
     result = runner.client.run_job(
         "import time\ndef run(i, c):\n    time.sleep(30)\n", None, limits=JobLimits(timeout_seconds=0.5)
