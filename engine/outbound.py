@@ -17,15 +17,17 @@ beforehand, so a name that resolves to one address for the check and another for
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from engine.config import Config
+if TYPE_CHECKING:  # the custom code runner imports this module without the engine's configuration
+    from engine.config import Config
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -65,10 +67,15 @@ class OutboundPolicy:
 
     @classmethod
     def for_config(cls, config: Config) -> OutboundPolicy:
-        names = ALWAYS_BLOCKED_NETWORKS + (PRODUCTION_BLOCKED_NETWORKS if config.is_production else ())
+        return cls.from_settings(config.is_production, config.outbound_allowed_networks)
+
+    @classmethod
+    def from_settings(cls, production: bool, allowed_networks: Iterable[str]) -> OutboundPolicy:
+        """The policy of a production (or not) process letting through `allowed_networks` (CIDRs)."""
+        names = ALWAYS_BLOCKED_NETWORKS + (PRODUCTION_BLOCKED_NETWORKS if production else ())
         return cls(
             tuple(ipaddress.ip_network(n) for n in names),
-            tuple(ipaddress.ip_network(n, strict=False) for n in config.outbound_allowed_networks),
+            tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks),
         )
 
     def check(self, address: str, host: str) -> None:
@@ -116,10 +123,15 @@ class _GuardedAdapter(HTTPAdapter):
         }
 
 
-def outbound_session(config: Config) -> requests.Session:
-    """A requests.Session whose connections are checked against this configuration's policy."""
+def guarded_session(policy: OutboundPolicy) -> requests.Session:
+    """A requests.Session whose connections are checked against `policy`."""
     session = requests.Session()
-    adapter = _GuardedAdapter(OutboundPolicy.for_config(config))
+    adapter = _GuardedAdapter(policy)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def outbound_session(config: Config) -> requests.Session:
+    """A requests.Session whose connections are checked against this configuration's policy."""
+    return guarded_session(OutboundPolicy.for_config(config))

@@ -11,6 +11,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from engine.outbound import OutboundPolicy, guarded_session
 from sandbox.errors import ErrorType
 from sandbox.models import HttpContext
 
@@ -19,15 +20,30 @@ MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 30.0
 ALLOWED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
-_session = requests.Session()
+_sessions: dict[OutboundPolicy, requests.Session] = {}
+
+
+def _session(policy: OutboundPolicy) -> requests.Session:
+    """One guarded session per policy (a runner has one), shared by its handler threads."""
+    session = _sessions.get(policy)
+    if session is None:
+        session = _sessions.setdefault(policy, guarded_session(policy))
+    return session
 
 
 def _refuse(message: str, error_type: ErrorType = ErrorType.FORBIDDEN) -> dict[str, Any]:
     return {"error": {"type": str(error_type), "message": message}}
 
 
-def perform(context: HttpContext | None, request: dict[str, Any], time_left_seconds: float) -> dict[str, Any]:
-    """Perform one ctx.http request; returns {"response": {...}} or {"error": {type, message}}."""
+def perform(
+    context: HttpContext | None,
+    request: dict[str, Any],
+    time_left_seconds: float,
+    policy: OutboundPolicy | None = None,
+) -> dict[str, Any]:
+    """Perform one ctx.http request; returns {"response": {...}} or {"error": {type, message}}.
+
+    `policy`: the addresses the request may connect to (default: the non-production policy)."""
     if context is None:
         return _refuse("this job has no connection: ctx.http is unavailable", ErrorType.RUNTIME_ERROR)
     method = str(request.get("method", "GET")).upper()
@@ -51,7 +67,8 @@ def perform(context: HttpContext | None, request: dict[str, Any], time_left_seco
         float(request.get("timeout") or DEFAULT_REQUEST_TIMEOUT_SECONDS), max(0.1, time_left_seconds)
     )
     try:
-        with _session.request(
+        session = _session(policy or OutboundPolicy.from_settings(False, ()))
+        with session.request(
             method,
             url,
             params=request.get("params"),

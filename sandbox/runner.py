@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from engine.outbound import OutboundPolicy
 from sandbox import protocol, proxy
 from sandbox.errors import RunnerBusy, RunnerUnavailable
 from sandbox.models import HttpContext
@@ -188,6 +189,9 @@ class JobRunner:
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._ids = itertools.count(1)
+        self.outbound = OutboundPolicy.from_settings(settings.production, settings.outbound_allowed_networks)
+        """Where ctx.http may connect (engine/outbound.py): never link-local; in production never
+        loopback or private networks unless OUTBOUND_ALLOWED_NETWORKS lets them through."""
 
     @property
     def remaining_job_spaces(self) -> int:
@@ -242,7 +246,9 @@ class JobRunner:
                 if kind is None:
                     raise RunnerUnavailable("the job process pool died while running the job")
                 if kind == protocol.HTTP:
-                    answer = proxy.perform(job.http, json.loads(payload), deadline - time.monotonic())
+                    answer = proxy.perform(
+                        job.http, json.loads(payload), deadline - time.monotonic(), self.outbound
+                    )
                     self.zygote.answer_http(job_id, answer)
                     continue
                 return _answer(reply, payload)

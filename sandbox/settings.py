@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -55,6 +56,10 @@ class RunnerSettings:
     debug: bool = False
     connector_store: ConnectorStoreSettings | None = None
     """None when CONNECTORS_S3_BUCKET is unset: `connector` references are then refused (400)."""
+    production: bool = False
+    """NODE_ENV=production: ctx.http may not reach loopback or private addresses (engine/outbound.py)."""
+    outbound_allowed_networks: tuple[str, ...] = ()
+    """OUTBOUND_ALLOWED_NETWORKS: CIDRs ctx.http may reach although the outbound policy refuses them."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RunnerSettings:
@@ -126,6 +131,7 @@ class RunnerSettings:
         debug = read("DEBUG_ALL", False, _parse_bool, lambda v: True, "true or false")
         host = env.get("CUSTOM_CODE_RUNNER_HOST", "").strip() or "0.0.0.0"  # noqa: S104
         connector_store = _connector_store(env, problems)
+        networks = _networks(env.get("OUTBOUND_ALLOWED_NETWORKS", ""), problems)
         if problems:
             raise SettingsError(problems)
         return cls(
@@ -140,7 +146,22 @@ class RunnerSettings:
             isolate_network=isolate,
             debug=debug,
             connector_store=connector_store,
+            production=(env.get("NODE_ENV") or "").strip() == "production",
+            outbound_allowed_networks=networks,
         )
+
+
+def _networks(text: str, problems: list[str]) -> tuple[str, ...]:
+    """OUTBOUND_ALLOWED_NETWORKS: comma-separated CIDRs, as the engine reads them."""
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            problems.append(f"OUTBOUND_ALLOWED_NETWORKS={part!r}: expected CIDRs like 10.1.0.0/16")
+    return tuple(networks)
 
 
 def _connector_store(env: Mapping[str, str], problems: list[str]) -> ConnectorStoreSettings | None:

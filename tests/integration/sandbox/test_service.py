@@ -236,6 +236,24 @@ def test_ctx_http_refuses_other_hosts(runner, app_url):
     assert "169.254.169.254" in result.error.message
 
 
+def test_in_production_ctx_http_may_not_reach_the_machine_or_private_networks(app_url):
+    # Given a production runner, and a connection whose app is on the runner's own machine
+    production = start_runner(NODE_ENV="production")
+    code = "def run(input, ctx):\n    return ctx.http.get('/contacts').status_code\n"
+    try:
+        # When a job calls it
+        refused = production.client.run_job(code, None, http=HttpContext(base_url=app_url))
+    finally:
+        stop_runner(production)
+    # Then the runner refuses to connect there, naming the setting that would allow it
+    assert refused.status == "failed" and "OUTBOUND_ALLOWED_NETWORKS" in refused.error.message
+    allowed = start_runner(NODE_ENV="production", OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8")
+    try:
+        assert allowed.client.run_job(code, None, http=HttpContext(base_url=app_url)).result == 200
+    finally:
+        stop_runner(allowed)
+
+
 # -- confinement of the job processes ----------------------------------------------------------------
 def job_processes(runner) -> list[psutil.Process]:
     family = psutil.Process(runner.process.pid).children(recursive=True)
