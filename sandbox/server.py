@@ -231,6 +231,7 @@ KEEPALIVE_SECONDS = 75
 GRACEFUL_MARGIN_SECONDS = 5
 """On SIGTERM, jobs in flight are drained: the longest allowed job, plus this, before a hard stop."""
 WORKER_TIMEOUT_SECONDS = 60
+"""gunicorn restarts a worker whose main loop is silent this long (busy job threads do not count)."""
 
 
 class RunnerServer(BaseApplication):
@@ -260,7 +261,6 @@ class RunnerServer(BaseApplication):
             "accesslog": "-" if settings.debug else None,
             "loglevel": "debug" if settings.debug else "warning",
             "proc_name": "custom-code-runner",
-            "limit_request_line": 8190,
             "worker_exit": self._worker_exit,
             "when_ready": self._when_ready,
         }
@@ -290,7 +290,8 @@ class RunnerServer(BaseApplication):
 
 
 def serve(settings: RunnerSettings, *, ready: threading.Event | None = None) -> None:
-    """Run the runner until Ctrl-C or SIGTERM (blocking); stopping kills every job process."""
+    """Run the runner until Ctrl-C or SIGTERM (blocking). SIGTERM drains the jobs in flight (see
+    GRACEFUL_MARGIN_SECONDS), then the zygote and every job process stop."""
     logging.basicConfig(
         level=logging.DEBUG if settings.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
