@@ -123,6 +123,7 @@ def compile_source(source: str) -> CodeType:
         raise CompileFailure(ErrorType.SYNTAX_ERROR, f"{error.msg}", error.lineno)
     except (RecursionError, MemoryError, ValueError) as error:
         raise CompileFailure(ErrorType.SYNTAX_ERROR, f"code cannot be parsed: {error}", None)
+    tree = ast.fix_missing_locations(_ItemAugmentedAssignment().visit(tree))
     try:
         result = compile_restricted_exec(tree, CODE_FILENAME)
     except RecursionError:
@@ -137,6 +138,42 @@ def compile_source(source: str) -> CodeType:
         raise CompileFailure(ErrorType.FORBIDDEN, "; ".join(messages), int(match.group(1)) if match else None)
     assert result.code is not None
     return result.code
+
+
+class _ItemAugmentedAssignment(ast.NodeTransformer):
+    """`d[k] += v` becomes `d[k] = d[k] + v` (and `o.a -= v`, `o.a = o.a - v`), then goes through
+    RestrictedPython's guards like any read and write. RestrictedPython refuses augmented
+    assignment to items and attributes outright, yet it is how people count. Only where reading
+    the container and key twice cannot differ from reading them once (names, constants, attribute
+    and item chains, tuples of those); anything else stays refused. Unlike `+=`, the new value is always a
+    new object (`d['l'] += [1]` rebinds `d['l']` to a new list, as `d['l'] = d['l'] + [1]` would)."""
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        self.generic_visit(node)
+        target = node.target
+        if isinstance(target, ast.Subscript) and _repeatable(target.value) and _repeatable(target.slice):
+            read: ast.expr = ast.Subscript(value=target.value, slice=target.slice, ctx=ast.Load())
+        elif isinstance(target, ast.Attribute) and _repeatable(target.value):
+            read = ast.Attribute(value=target.value, attr=target.attr, ctx=ast.Load())
+        else:
+            return node
+        value = ast.BinOp(left=ast.copy_location(read, target), op=node.op, right=node.value)
+        return ast.copy_location(ast.Assign(targets=[target], value=ast.copy_location(value, node)), node)
+
+
+def _repeatable(node: ast.expr) -> bool:
+    """An expression whose second evaluation gives what the first did, with no side effect."""
+    if isinstance(node, ast.Name | ast.Constant):
+        return True
+    if isinstance(node, ast.Attribute):
+        return _repeatable(node.value)
+    if isinstance(node, ast.Subscript):  # user code cannot define __getitem__ (no dunder names)
+        return _repeatable(node.value) and _repeatable(node.slice)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+        return True
+    if isinstance(node, ast.Tuple):
+        return all(_repeatable(element) for element in node.elts)
+    return False
 
 
 def _refused(name: str):
