@@ -6,7 +6,6 @@ problem, each naming its variable, so a process never starts half-configured.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -219,16 +218,12 @@ def _read_secret(reader: _Reader, name: str, production: bool) -> str:
 
 
 def _networks(text: str, name: str, problems: list[str]) -> tuple[str, ...]:
-    """The CIDRs of a comma-separated list (e.g. `10.1.0.0/16,192.168.5.7/32`); one problem per bad one."""
-    networks = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            networks.append(str(ipaddress.ip_network(part, strict=False)))
-        except ValueError:
-            problems.append(f"{name}: {part!r} is not a network (expected CIDRs like 10.1.0.0/16)")
-    return tuple(networks)
+    """The CIDRs of a comma-separated list; one problem per part that is not a network."""
+    from engine.outbound import parse_networks
+
+    networks, bad = parse_networks(text)
+    problems += [f"{name}: {part!r} is not a network (expected CIDRs like 10.1.0.0/16)" for part in bad]
+    return networks
 
 
 def load_config(environ: Mapping[str, str] | None = None, *, require_mode: bool = True) -> Config:

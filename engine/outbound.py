@@ -54,6 +54,20 @@ PRODUCTION_BLOCKED_NETWORKS = (
 and the private networks the engine's stores and the operator's services live on."""
 
 
+def parse_networks(text: str) -> tuple[tuple[str, ...], list[str]]:
+    """The CIDRs of a comma-separated list (OUTBOUND_ALLOWED_NETWORKS, e.g. `10.1.0.0/16,
+    192.168.5.7/32`), normalised, and the parts that are not networks."""
+    networks, bad = [], []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            bad.append(part)
+    return tuple(networks), bad
+
+
 class OutboundBlocked(OSError):
     """The address an outbound request connected to is not one the engine may call."""
 

@@ -10,8 +10,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=threading.Thread)
 
 
 class Delayed:
@@ -52,19 +55,31 @@ class _TimerThread(threading.Thread):
                 log.exception("delayed call %r failed", call.function)
 
 
-_thread: tuple[int, _TimerThread] | None = None
-_lock = threading.Lock()
+class ProcessThread(Generic[T]):
+    """One thread of a kind per process, started on first use, and again in a forked child (a
+    fork copies the parent's thread objects, not the threads)."""
+
+    def __init__(self, factory: Callable[[], T]):
+        self.factory = factory
+        self._current: tuple[int, T] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        """This process's thread, started if it is not running."""
+        with self._lock:
+            current = self._current
+            if current is None or current[0] != os.getpid() or not current[1].is_alive():
+                thread = self.factory()
+                thread.start()
+                current = self._current = (os.getpid(), thread)
+            return current[1]
+
+
+_timer_thread = ProcessThread(_TimerThread)
 
 
 def call_later(delay_seconds: float, function: Callable[[], None]) -> Delayed:
     """Run function() on this process's timer thread after delay_seconds (unless cancelled)."""
-    global _thread
-    with _lock:
-        current = _thread
-        if current is None or current[0] != os.getpid() or not current[1].is_alive():
-            thread = _TimerThread()
-            thread.start()
-            current = _thread = (os.getpid(), thread)
     call = Delayed(time.monotonic() + delay_seconds, function)
-    current[1].schedule(call)
+    _timer_thread.get().schedule(call)
     return call

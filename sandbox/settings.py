@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -152,16 +151,12 @@ class RunnerSettings:
 
 
 def _networks(text: str, problems: list[str]) -> tuple[str, ...]:
-    """OUTBOUND_ALLOWED_NETWORKS: comma-separated CIDRs, as the engine reads them."""
-    networks = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            networks.append(str(ipaddress.ip_network(part, strict=False)))
-        except ValueError:
-            problems.append(f"OUTBOUND_ALLOWED_NETWORKS={part!r}: expected CIDRs like 10.1.0.0/16")
-    return tuple(networks)
+    """OUTBOUND_ALLOWED_NETWORKS: comma-separated CIDRs, read as the engine reads them."""
+    from engine.outbound import parse_networks
+
+    networks, bad = parse_networks(text)
+    problems += [f"OUTBOUND_ALLOWED_NETWORKS={part!r}: expected CIDRs like 10.1.0.0/16" for part in bad]
+    return networks
 
 
 def _connector_store(env: Mapping[str, str], problems: list[str]) -> ConnectorStoreSettings | None:

@@ -27,6 +27,7 @@ from engine.jobs.model import Job, JobState
 from engine.jobs.registry import JobContext, UnknownJobKind, handler_for
 from engine.services import Services
 from engine.store import jobs as store
+from engine.timers import ProcessThread
 
 log = logging.getLogger(__name__)
 
@@ -260,20 +261,12 @@ class WatchdogThread(threading.Thread):
                         self._watches.discard(watchdog)
 
 
-_watchdog_thread: tuple[int, WatchdogThread] | None = None
-_watchdog_lock = threading.Lock()
+_watchdog_thread = ProcessThread(WatchdogThread)
 
 
 def watchdog_thread() -> WatchdogThread:
     """This process's WatchdogThread, started on first use (again in a forked child)."""
-    global _watchdog_thread
-    with _watchdog_lock:
-        current = _watchdog_thread
-        if current is None or current[0] != os.getpid() or not current[1].is_alive():
-            thread = WatchdogThread()
-            thread.start()
-            current = _watchdog_thread = (os.getpid(), thread)
-        return current[1]
+    return _watchdog_thread.get()
 
 
 def execute(

@@ -55,3 +55,14 @@ def test_a_bad_network_is_a_start_up_problem_naming_the_variable():
     with pytest.raises(ConfigError) as caught:
         load_config({**BASE, "OUTBOUND_ALLOWED_NETWORKS": "10.0.0.0/8, nonsense"})
     assert any(p.startswith("OUTBOUND_ALLOWED_NETWORKS: 'nonsense'") for p in caught.value.problems)
+
+
+def test_the_runner_reads_the_same_setting_and_names_a_bad_network():
+    from sandbox.errors import SettingsError
+    from sandbox.settings import RunnerSettings
+
+    settings = RunnerSettings.from_env({"NODE_ENV": "production", "OUTBOUND_ALLOWED_NETWORKS": "10.1.2.3/16"})
+    assert settings.production and settings.outbound_allowed_networks == ("10.1.0.0/16",)
+    with pytest.raises(SettingsError) as caught:
+        RunnerSettings.from_env({"OUTBOUND_ALLOWED_NETWORKS": "10.0.0.0/8,nope"})
+    assert "OUTBOUND_ALLOWED_NETWORKS='nope'" in str(caught.value)
