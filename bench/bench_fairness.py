@@ -127,10 +127,17 @@ def _fair_overhead(services, runs: int) -> float:
     return runs / (time.perf_counter() - started)
 
 
-def _celery_overhead(services, runs: int) -> float:
-    from engine.jobs.channel import producer
+def _raw_celery(services):
+    """A plain Celery app sending to the same broker: the baseline's producer (send_task)."""
+    from celery import Celery
 
-    app = producer(services.config)
+    app = Celery("bench-producer", broker=services.config.broker_url, set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"])
+    return app
+
+
+def _celery_overhead(services, runs: int) -> float:
+    app = _raw_celery(services)
     started = time.perf_counter()
     with ThreadPoolExecutor(FLOOD_THREADS) as pool:
         list(pool.map(lambda _: app.send_task("queued.bench_fifo_noop", queue="queued"), range(runs)))
@@ -139,9 +146,7 @@ def _celery_overhead(services, runs: int) -> float:
 
 
 def _fifo_waits(services, a_runs: int, seconds: int) -> list[float]:
-    from engine.jobs.channel import producer
-
-    app = producer(services.config)
+    app = _raw_celery(services)
 
     def send(customer: str, ms: float) -> None:
         app.send_task("queued.bench_fifo_sleep", args=[time.time(), ms, customer], queue="queued")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from celery import Celery
 
+from engine.broker import INSTANT_QUEUE, QUEUED_QUEUE
 from engine.config import Config
 
-INSTANT_QUEUE = "instant"
-"""Short jobs: run action, test connection."""
-QUEUED_QUEUE = "queued"
-"""Long jobs: flow runs, event pulls, external events, syncs."""
+__all__ = ["INSTANT_QUEUE", "QUEUED_QUEUE", "celery_app", "configure_celery", "task_modules"]
+
 
 BROKER_VISIBILITY_TIMEOUT_SECONDS = 3 * 3600
 """Redelivery of an unacked message; above the longest task (MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS)."""
@@ -41,6 +40,15 @@ celery_app = Celery("engine", set_as_current=True)
 
 def configure_celery(app: Celery, config: Config) -> Celery:
     """Apply the engine's settings to the Celery app."""
+    if getattr(app, "engine_config", None) is not None:
+        # Reconfigured (a process building apps for several configurations, e.g. tests): drop
+        # the connections made for the previous broker, or it keeps sending there.
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        amqp = app.__dict__.get("amqp")
+        if amqp is not None:
+            amqp._producer_pool = None
     app.conf.update(
         broker_url=config.broker_url,
         broker_connection_retry_on_startup=True,

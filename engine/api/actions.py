@@ -138,14 +138,6 @@ def init_app(app: Flask) -> None:
 
     config = app.extensions["engine.services"].config
     if getattr(celery_app, "engine_config", None) != config:
-        # A process that builds apps for several configurations (tests) must drop the
-        # connections made for the previous broker, or it keeps sending there.
-        if celery_app._pool is not None:
-            celery_app._pool.force_close_all()
-        celery_app._pool = None
-        amqp = celery_app.__dict__.get("amqp")
-        if amqp is not None:
-            amqp._producer_pool = None
         configure_celery(celery_app, config)
 
 
@@ -221,10 +213,10 @@ def run_action(key: str):
     data = body()
     services = _services()
     wait = query_params(RUN_QUERY).get("waitSeconds", action_runs.ACTION_RUN_WAIT_SECONDS)
-    run = action_runs.start_run(
+    started = action_runs.start_run(
         services, current_principal(), key, data.get("input", {}), data.get("connectionId")
     )
-    run = action_runs.wait_for_run(services, run.id, float(wait))
+    run = action_runs.wait_for_run(services, started.run.id, float(wait), pending=started.document)
     if run.state is action_runs.RunState.COMPLETED:
         return jsonify(run.to_public()), 200
     if run.state is action_runs.RunState.FAILED:

@@ -1,9 +1,10 @@
 """Cluster-wide queue gauges on the API's /prometheus, computed at scrape time from MongoDB and
 Redis (not from this process), so every API replica reports the same values (domain.md §7).
 
-- instant_tasks_jobs_active / instant_tasks_jobs_waiting: action-run records (collection
-  `action_runs`, state running / queued): the durable truth, unlike the broker list's length,
-  which misses messages a worker already holds.
+- instant_tasks_jobs_waiting: the length of the broker's `instant` list (an action run is
+  recorded in MongoDB when it ends, so the messages are where waiting runs are).
+- instant_tasks_jobs_active: action runs recorded as running (a run that calls out records its
+  claim before it does; a transform ends in microseconds).
 - queued_tasks_workers: queued workers whose heartbeat is fresh (Redis, server clock).
 - queued_tasks_workers_required: see engine/jobs/metrics.py.
 - queued_tasks_jobs{kind,state}: jobs per kind and state (flow runs are kind "flow-run").

@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from engine import broker
 from engine.auth.principal import Principal, Role
 from engine.domain import actions as action_service
 from engine.domain import connections as connection_service
@@ -140,12 +141,6 @@ class ActionRun:
         return document
 
 
-def _celery():
-    from tasks.app import celery_app
-
-    return celery_app
-
-
 CONNECTION_LOOKUP_CACHE_SECONDS = 2.0
 """How long the API reuses which connection a customer has to an integration. Only the choice is
 cached: the worker re-reads the connection (state, credentials) before calling the app."""
@@ -195,10 +190,22 @@ def _resolve_connection(
     )
 
 
+@dataclass(frozen=True)
+class StartedRun:
+    """A run just enqueued, with the document to record should the caller stop waiting for it."""
+
+    run: ActionRun
+    document: dict[str, Any]
+
+
 def start_run(
     services: Services, principal: Principal, action_key: str, input: Any, connection_id: str | None = None
-) -> ActionRun:
-    """Check the input, record the run (queued) and enqueue it. 400/404 before anything is stored."""
+) -> StartedRun:
+    """Check the input and enqueue the run (400/404 before anything is sent or stored).
+
+    Nothing is written to MongoDB yet: the worker records the run when it ends, and
+    `wait_for_run` records it as queued if the caller stops waiting first, so every run id
+    handed out is in MongoDB."""
     action = action_service.get_action(services, principal.workspace, action_key, cached=True)
     action_service.validate_input(action, input)
     connection = _resolve_connection(services, principal, action, connection_id)
@@ -233,22 +240,31 @@ def start_run(
         # The definition the run was started with: the worker needs no second read.
         "action": action.to_document(),
     }
-    run_store.insert(services.db, document)
-    # A small run also travels in the message, so the worker's first delivery reads nothing back.
+    # The run travels in its message and is written once, by the worker, when it ends; a run too
+    # large for a message is recorded first and its message carries only the id.
     snapshot = _snapshot(document)
+    if snapshot is None:
+        run_store.insert_new(services.db, {**document, run_store.PENDING_FIELD: run.created_at})
     try:
-        _celery().send_task(
+        broker.publish(
+            services.broker,
             RUN_ACTION_TASK,
-            args=[run.id],
-            kwargs={"snapshot": snapshot} if snapshot else None,
+            broker.INSTANT_QUEUE,
+            [run.id],
+            {"snapshot": snapshot} if snapshot else {},
             # What Celery shows of the arguments: without these it formats the whole snapshot.
             argsrepr=repr([run.id]),
             kwargsrepr="{'snapshot': ...}" if snapshot else "{}",
         )
     except Exception as error:  # noqa: BLE001 - the broker is down: the run is failed visibly, not lost
-        fail_run(services, run.id, ServiceUnavailable(f"could not enqueue the run: {type(error).__name__}"))
+        fail_run(
+            services,
+            run.id,
+            ServiceUnavailable(f"could not enqueue the run: {type(error).__name__}"),
+            document=document,
+        )
         raise ServiceUnavailable("the task queue is unavailable: retry later") from error
-    return run
+    return StartedRun(run, document)
 
 
 def _snapshot(document: dict[str, Any]) -> dict[str, Any] | None:
@@ -271,12 +287,13 @@ def _from_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def fail_run(services: Services, run_id: str, error) -> None:
-    document = error.to_document()["error"]
-    document["status"] = error.status
-    run_store.finish(
-        services.db, run_id, {"state": RunState.FAILED.value, "error": document, "finishedAt": now()}
-    )
+def fail_run(services: Services, run_id: str, error, *, document: dict[str, Any] | None = None) -> None:
+    """Record the run as failed with error; `document` is the run as started, for a run not recorded yet."""
+    detail = error.to_document()["error"]
+    detail["status"] = error.status
+    final = {"state": RunState.FAILED.value, "error": detail, "finishedAt": now()}
+    if document is None or not run_store.insert_new(services.db, {**document, **final}):
+        run_store.finish(services.db, run_id, final)
 
 
 def get_run(services: Services, principal: Principal, run_id: str) -> ActionRun:
@@ -291,19 +308,21 @@ def get_run(services: Services, principal: Principal, run_id: str) -> ActionRun:
 
 
 def wait_for_run(
-    services: Services, run_id: str, timeout_seconds: float = ACTION_RUN_WAIT_SECONDS
+    services: Services,
+    run_id: str,
+    timeout_seconds: float = ACTION_RUN_WAIT_SECONDS,
+    *,
+    pending: dict[str, Any] | None = None,
 ) -> ActionRun:
-    """The run once it ended, or as it is when timeout_seconds passed. Listens to the Redis signal
-    and re-reads MongoDB at least every second, so a lost signal (Redis erased) costs one second."""
+    """The run once it ended, or as recorded when timeout_seconds passed. `pending` is the run as
+    started (StartedRun.document): it is recorded as queued then if nothing recorded the run yet,
+    so its id can be polled. Listens to the Redis signal and re-reads MongoDB at least every
+    second, so a lost signal costs one second."""
     deadline = time.monotonic() + timeout_seconds
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            # Redis's blocking timeouts have a ~100 ms resolution: do not block for nothing.
-            document = run_store.find_by_id(services.db, run_id)
-            if document is None:
-                raise NotFound(f"no action run {run_id!r}")
-            return ActionRun.from_document(document)
+            return _recorded(services, run_id, pending)
         try:
             payload = run_store.wait_signal(services.redis, run_id, remaining)
         except Exception as error:  # noqa: BLE001 - Redis down: fall back to polling MongoDB
@@ -313,11 +332,22 @@ def wait_for_run(
         if payload and payload.startswith(b"{"):
             return ActionRun.from_signal(json.loads(payload))
         document = run_store.find_by_id(services.db, run_id)
-        if document is None:
-            raise NotFound(f"no action run {run_id!r}")
-        run = ActionRun.from_document(document)
-        if run.state in FINAL_STATES or time.monotonic() >= deadline:
-            return run
+        if document is not None and document["state"] in (RunState.COMPLETED.value, RunState.FAILED.value):
+            return ActionRun.from_document(document)
+        if time.monotonic() >= deadline:
+            return _recorded(services, run_id, pending)
+
+
+def _recorded(services: Services, run_id: str, pending: dict[str, Any] | None) -> ActionRun:
+    """The run as MongoDB has it, recording `pending` as queued first if nothing recorded it yet."""
+    if pending is not None:
+        document = {**pending, run_store.PENDING_FIELD: pending["createdAt"]}
+        if run_store.insert_new(services.db, document):
+            return ActionRun.from_document(document)
+    found = run_store.find_by_id(services.db, run_id)
+    if found is None:  # never started here, or deleted in between (e.g. with its connection)
+        raise NotFound(f"no action run {run_id!r}")
+    return ActionRun.from_document(found)
 
 
 def list_runs(
@@ -376,30 +406,33 @@ def execute_run(
 
     `snapshot` is the run as the API inserted it; it is trusted only on a first delivery (a
     redelivered message may describe a run that has moved on, so MongoDB is read)."""
-    document: dict[str, Any] | None
-    if snapshot is not None and not redelivered and snapshot.get("_id") == run_id:
-        document = _from_snapshot(snapshot)
-    else:
-        document = run_store.find_by_id(services.db, run_id)
+    from_message = snapshot is not None and snapshot.get("_id") == run_id
+    # A first delivery trusts its message; a redelivered one may describe a run that moved on.
+    document = None if from_message and not redelivered else run_store.find_by_id(services.db, run_id)
+    recorded = document is not None
+    if document is None and from_message:
+        document = _from_snapshot(snapshot)  # type: ignore[arg-type]
     if document is None or document["state"] in (RunState.COMPLETED.value, RunState.FAILED.value):
         return None
     if _needs_claim(document, redelivered):
-        claimed = run_store.claim(
+        running = {"state": RunState.RUNNING.value, "startedAt": now()}
+        claimed = not recorded and run_store.insert_new(
             services.db,
-            run_id,
-            [RunState.QUEUED.value, RunState.RUNNING.value],
-            MAX_RUN_ATTEMPTS,
-            {"state": RunState.RUNNING.value, "startedAt": now()},
+            {**document, **running, "attempts": 1, run_store.PENDING_FIELD: document["createdAt"]},
         )
-        if not claimed:
-            if document["state"] == RunState.RUNNING.value:
+        recorded = True
+        if not claimed and not run_store.claim(
+            services.db, run_id, [RunState.QUEUED.value, RunState.RUNNING.value], MAX_RUN_ATTEMPTS, running
+        ):
+            current = run_store.find_by_id(services.db, run_id) or document
+            if current["state"] == RunState.RUNNING.value:
                 # Redelivered too often (a poison run kills its worker): fail it visibly.
                 fail_run(
                     services, run_id, ServiceUnavailable(f"the run was interrupted {MAX_RUN_ATTEMPTS} times")
                 )
                 _signal(services, run_id, RunState.FAILED)
             return None
-        document = {**document, "state": RunState.RUNNING.value, "attempts": document.get("attempts", 0) + 1}
+        document = {**document, **running, "attempts": document.get("attempts", 0) + 1}
     with log_context(workspace=document["workspaceId"], run=run_id):
         try:
             action = (
@@ -437,7 +470,8 @@ def execute_run(
             "logs": result.logs[:20_000],
             "finishedAt": now(),
         }
-        run_store.finish(services.db, run_id, final)
+        if recorded or not run_store.insert_new(services.db, {**document, **final}):
+            run_store.finish(services.db, run_id, final)
         log.info(
             "action %s run %s: %s in %.1f ms%s",
             document["actionKey"],
@@ -481,6 +515,8 @@ def requeue_stale_runs(
     cutoff = now() - timedelta(seconds=older_than_seconds)
     count = 0
     for document in run_store.unfinished_before(services.db, cutoff, limit=limit):
-        _celery().send_task(RUN_ACTION_TASK, args=[document["_id"]], kwargs={"redelivered": True})
+        broker.publish(
+            services.broker, RUN_ACTION_TASK, broker.INSTANT_QUEUE, [document["_id"]], {"redelivered": True}
+        )
         count += 1
     return count

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,11 +88,22 @@ _workspaces: dict[tuple[str, str], tuple[float, Workspace, str]] = {}
 _customers: dict[tuple[str, str, str], tuple[float, Customer]] = {}
 
 
+_dependent_caches: list[Callable[[], None]] = []
+
+
+def on_clear_caches(clear: Callable[[], None]) -> None:
+    """Have clear_caches() also call `clear` (a cache derived from workspaces, e.g. verified tokens)."""
+    _dependent_caches.append(clear)
+
+
 def clear_caches() -> None:
-    """Forget cached workspaces and customers (tests; after a secret rotation)."""
+    """Forget cached workspaces and customers, and what was derived from them (tests; after a
+    secret rotation)."""
     with _lock:
         _workspaces.clear()
         _customers.clear()
+    for clear in _dependent_caches:
+        clear()
 
 
 def _name(value: Any, field: str = "name") -> str:

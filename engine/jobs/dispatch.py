@@ -196,7 +196,7 @@ def _try_lane(
             continue
         if take is None:
             backlog.pop_if_head(lane, job_id)
-            send_execute(services.config, job.id, token)
+            send_execute(services, job.id, token)
             return _SENT, None
         # The job is ours and running: hand it over whatever happens to the bookkeeping below (a
         # lane entry left behind is dropped as stale; the queue counters are only a size limit,

@@ -132,7 +132,7 @@ def _resend_lost(services: Services, now: datetime, report: ReconcileReport) -> 
             {"state": JobState.QUEUED.value, "dispatchToken": token},
             {"$set": {"dispatchedAt": now}},
         ):
-            send_execute(services.config, document["_id"], token)
+            send_execute(services, document["_id"], token)
             report.resent.append(document["_id"])
 
 

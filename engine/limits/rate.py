@@ -11,9 +11,11 @@ import time
 from collections.abc import Callable
 
 from engine.auth.principal import Principal, Role
+from engine.broker import INSTANT_QUEUE
 from engine.errors import TooManyRequests
 from engine.limits.service import limits_for
 from engine.services import Services
+from engine.store import action_runs as run_store
 
 BUCKET_TTL_MS = 10_000
 """An idle bucket is forgotten after this (a full bucket is the same as none)."""
@@ -73,13 +75,10 @@ def check_rate_limit(services: Services, principal: Principal) -> None:
             )
 
 
-INSTANT_RUNS_COLLECTION = "action_runs"
-
-
 def instant_counts(services: Services) -> tuple[int, int]:
-    """(waiting, active) instant tasks, from the action-run records (MongoDB, shared by all replicas)."""
-    collection = services.db[INSTANT_RUNS_COLLECTION]
-    return collection.count_documents({"state": "queued"}), collection.count_documents({"state": "running"})
+    """(waiting, active) instant tasks: messages in the broker's `instant` list, and action runs
+    recorded as running (MongoDB; a run that calls out records its claim first)."""
+    return int(services.broker.llen(INSTANT_QUEUE)), run_store.count_pending(services.db, "running")
 
 
 INSTANT_QUEUE_CHECK_SECONDS = 1.0
@@ -92,14 +91,14 @@ def check_instant_queue_size(
 ) -> None:
     """429 if instantTasksQueueSize instant tasks already wait (a safety limit: always on).
 
-    Counting on every request would put a count query on the action-run hot path, so the
+    Asking the broker on every request would add a round trip to the action-run hot path, so the
     count is cached per process for INSTANT_QUEUE_CHECK_SECONDS: a safety limit may overshoot
     by one second's worth of requests."""
     limit = limits_for(services, workspace_id or "")["instantTasksQueueSize"]
     cached = _instant_waiting.get(id(services))
     moment = clock()
     if cached is None or moment - cached[0] > INSTANT_QUEUE_CHECK_SECONDS:
-        waiting = services.db[INSTANT_RUNS_COLLECTION].count_documents({"state": "queued"}, limit=limit)
+        waiting = int(services.broker.llen(INSTANT_QUEUE))
         cached = (moment, waiting)
         _instant_waiting[id(services)] = cached
     waiting = cached[1]

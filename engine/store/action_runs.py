@@ -1,5 +1,10 @@
 """The `action_runs` collection: one document per run of an action; its log record.
 
+A run is written once when it ends (`insert_new`), unless something must be known before: a
+`running` claim before calling out, or `queued` when the API stops waiting. While a run is
+queued or running its document carries `pendingSince`, the only field of a sparse index, so
+finished runs (nearly all of them) add no entry to it.
+
 Also the completion signal on Redis (`action-run:{id}:done`): a list the worker pushes to when a
 run ends and the API blocks on. Redis may lose it; MongoDB keeps the answer.
 """
@@ -10,6 +15,7 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from engine.store.mongo import register_indexes
 
@@ -23,13 +29,21 @@ register_indexes(
     COLLECTION,
     [
         IndexModel([("workspaceId", ASCENDING), ("customerId", ASCENDING)], name="workspace_customer"),
-        IndexModel([("state", ASCENDING), ("createdAt", ASCENDING)], name="state_created"),
+        IndexModel([("pendingSince", ASCENDING)], name="pending_since", sparse=True),
     ],
 )
+PENDING_FIELD = "pendingSince"
+"""Set (to the creation time) while a run is queued or running; removed when it ends."""
+_FINISHED = {"$unset": {PENDING_FIELD: ""}}
 
 
-def insert(db: Database, document: dict[str, Any]) -> None:
-    db[COLLECTION].insert_one(document)
+def insert_new(db: Database, document: dict[str, Any]) -> bool:
+    """Insert the run unless a document with its id exists; whether it was inserted."""
+    try:
+        db[COLLECTION].insert_one(document)
+    except DuplicateKeyError:
+        return False
+    return True
 
 
 def find_by_id(db: Database, run_id: str) -> dict[str, Any] | None:
@@ -46,19 +60,22 @@ def claim(db: Database, run_id: str, states: list[str], max_attempts: int, field
 
 
 def finish(db: Database, run_id: str, fields: dict[str, Any]) -> None:
-    db[COLLECTION].update_one({"_id": run_id}, {"$set": fields})
+    """Set the final fields of a recorded run (it is no longer pending)."""
+    db[COLLECTION].update_one({"_id": run_id}, {"$set": fields, **_FINISHED})
 
 
 def unfinished_before(db: Database, cutoff, *, limit: int) -> list[dict[str, Any]]:
     """Runs still queued or running that were created before cutoff (for the recovery sweep)."""
     return list(
         db[COLLECTION]
-        .find(
-            {"state": {"$in": ["queued", "running"]}, "createdAt": {"$lt": cutoff}},
-            {"_id": 1, "state": 1, "attempts": 1},
-        )
+        .find({PENDING_FIELD: {"$lt": cutoff}}, {"_id": 1, "state": 1, "attempts": 1})
         .limit(limit)
     )
+
+
+def count_pending(db: Database, state: str) -> int:
+    """Recorded runs in state `queued` or `running` (through the sparse index)."""
+    return db[COLLECTION].count_documents({PENDING_FIELD: {"$exists": True}, "state": state})
 
 
 def list_page(

@@ -25,8 +25,13 @@ def connect_redis(config: Config) -> redis.Redis | RedisCluster:
             socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
         )
+    return connect_broker(config)
+
+
+def connect_broker(config: Config) -> redis.Redis:
+    """A client for the Redis Celery uses as its broker (config.broker_url)."""
     return redis.Redis.from_url(
-        config.redis_uris[0],
+        config.broker_url,
         socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
         health_check_interval=15,

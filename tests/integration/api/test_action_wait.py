@@ -11,7 +11,7 @@ from engine.store import action_runs as run_store
 def _insert(services, state: str) -> str:
     from engine.domain.common import now
 
-    run_store.insert(
+    run_store.insert_new(
         services.db,
         {
             "_id": "arun_1",
@@ -21,6 +21,7 @@ def _insert(services, state: str) -> str:
             "createdAt": now(),
             "attempts": 1,
             "output": {"x": 1},
+            **({"pendingSince": now()} if state in ("queued", "running") else {}),
         },
     )
     return "arun_1"

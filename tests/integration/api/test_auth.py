@@ -127,3 +127,38 @@ def test_list_paging(client, services):
     assert [c["internalId"] for c in first["items"] + second["items"]] == [f"c{i}" for i in range(5)]
     assert second["cursor"] is None
     assert client.get("/customers?limit=0", headers=headers).get_json()["error"]["field"] == "limit"
+
+
+def test_a_remembered_token_still_expires_on_time(client, services):
+    # Given a workspace token that expires (leeway included) about 1.5 s from now, used once
+    from engine.auth.verify import LEEWAY_SECONDS
+
+    workspace, secret = create_workspace(services)
+    issued = datetime.now(UTC) - timedelta(seconds=LEEWAY_SECONDS)
+    token = mint_workspace_token(workspace.key, secret, ttl_seconds=2, now=issued)
+    assert client.get(f"/workspaces/{workspace.key}", headers=auth_header(token)).status_code == 200
+    # When it is used again after it expired
+    time.sleep(2.2)
+    response = client.get(f"/workspaces/{workspace.key}", headers=auth_header(token))
+    # Then the process that verified it before refuses it, as any other would
+    assert response.status_code == 401 and response.get_json()["error"]["message"] == "token expired"
+
+
+def test_a_remembered_token_is_forgotten_with_the_workspace_caches(client, services):
+    # Given a workspace token verified once, then its workspace's secret replaced in MongoDB
+    from engine import crypto
+
+    workspace, secret = create_workspace(services)
+    token = workspace_token(workspace, secret)
+    assert client.get(f"/workspaces/{workspace.key}", headers=auth_header(token)).status_code == 200
+    envelope = crypto.encrypt_json(
+        services.config.encryption_secret, "another-secret-" + "x" * 30, aad=workspace.id
+    )
+    services.db.workspaces.update_one({"_id": workspace.id}, {"$set": {"secret": envelope}})
+    # When the caches are cleared (as after a secret rotation) and the old token is used
+    tenancy.clear_caches()
+    response = client.get(f"/workspaces/{workspace.key}", headers=auth_header(token))
+    # Then its signature no longer holds
+    assert (
+        response.status_code == 401 and response.get_json()["error"]["message"] == "invalid token signature"
+    )

@@ -101,10 +101,15 @@ def test_instant_queue_size_is_429_beyond_the_limit(services):
     from engine.store import limits as limits_store
 
     limits_store.put(services.db, "ws:ws1", {"instantTasksQueueSize": 3})
-    services.db["action_runs"].insert_many([{"_id": f"r{i}", "state": "queued"} for i in range(2)])
+    # Given 2 instant tasks waiting in the broker (no instant worker runs here)
+    from engine.broker import INSTANT_QUEUE, publish
+    from engine.domain.action_runs import RUN_ACTION_TASK
+
+    for i in range(2):
+        publish(services.broker, RUN_ACTION_TASK, INSTANT_QUEUE, [f"r{i}"])
     seconds = iter([100.0, 100.5, 101.5]).__next__
     check_instant_queue_size(services, "ws1", clock=seconds)
-    services.db["action_runs"].insert_one({"_id": "r3", "state": "queued"})
+    publish(services.broker, RUN_ACTION_TASK, INSTANT_QUEUE, ["r3"])
     from engine.limits.service import clear_cache
 
     clear_cache()

@@ -48,8 +48,18 @@ def test_workers_required_counts_running_and_startable_work_not_work_held_by_lim
     # and 5 ready runs that limits let start (each on its own connection and customer)
     for i in range(5):
         _enqueue(services, f"ready{i}", f"conn-ready{i}")
+    # and 4 instant tasks waiting in the broker (no instant worker runs here), one action run running
+    from engine.broker import INSTANT_QUEUE, publish
+    from engine.domain.action_runs import RUN_ACTION_TASK
+    from engine.domain.common import now
+
+    for i in range(4):
+        publish(services.broker, RUN_ACTION_TASK, INSTANT_QUEUE, [f"ar{i}"])
     services.db["action_runs"].insert_many(
-        [{"_id": f"ar{i}", "state": "queued"} for i in range(4)] + [{"_id": "ar-r", "state": "running"}]
+        [
+            {"_id": "ar-r", "state": "running", "pendingSince": now()},
+            {"_id": "ar-done", "state": "completed"},
+        ]
     )
 
     # When /prometheus is scraped
