@@ -19,6 +19,10 @@ from pymongo.uri_parser import parse_uri
 DEFAULT_PORT = 5000
 DEFAULT_HEADERS_TIMEOUT_MS = 61_000
 DEFAULT_KEEPALIVE_TIMEOUT_MS = 61_000
+DEFAULT_WEB_CONCURRENCY = 1
+"""gunicorn worker processes of the API when WEB_CONCURRENCY is unset: the API scales by replicas
+(the product page: 0.5 CPU per container, at least 2 instances, scaled on CPU), one process each."""
+MAX_WEB_CONCURRENCY = 64
 DEFAULT_MAX_QUEUED_TASKS_MEMORY_MB = 1024
 DEFAULT_MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS = 3000
 DEFAULT_AWS_REGION = "us-east-1"
@@ -85,6 +89,7 @@ class Config:
     modes: frozenset[Mode] = frozenset()
     headers_timeout_ms: int = DEFAULT_HEADERS_TIMEOUT_MS
     keepalive_timeout_ms: int = DEFAULT_KEEPALIVE_TIMEOUT_MS
+    web_concurrency: int = DEFAULT_WEB_CONCURRENCY
     max_queued_tasks_memory_mb: int = DEFAULT_MAX_QUEUED_TASKS_MEMORY_MB
     max_queued_tasks_process_time_seconds: int = DEFAULT_MAX_QUEUED_TASKS_PROCESS_TIME_SECONDS
     custom_code_memory_limit: int | None = None
@@ -298,6 +303,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_mode: bool 
         or DEFAULT_HEADERS_TIMEOUT_MS,
         keepalive_timeout_ms=reader.integer("KEEPALIVE_TIMEOUT_MS", DEFAULT_KEEPALIVE_TIMEOUT_MS)
         or DEFAULT_KEEPALIVE_TIMEOUT_MS,
+        web_concurrency=reader.integer("WEB_CONCURRENCY", DEFAULT_WEB_CONCURRENCY, high=MAX_WEB_CONCURRENCY)
+        or DEFAULT_WEB_CONCURRENCY,
         max_queued_tasks_memory_mb=reader.integer(
             "MAX_QUEUED_TASKS_MEMORY_MB", DEFAULT_MAX_QUEUED_TASKS_MEMORY_MB
         )

@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 
 API_THREADS_PER_WORKER = 16
 """Threads per gunicorn worker (gthread): an action run may wait for its result."""
-DEFAULT_API_WORKERS = 2
-"""gunicorn workers when WEB_CONCURRENCY is not set."""
 GRACEFUL_TIMEOUT_SECONDS = 30
 MIN_WORKER_TIMEOUT_SECONDS = 120
 
@@ -60,7 +58,7 @@ class ApiServer(BaseApplication):
         config = self.engine_config
         settings = {
             "bind": f"0.0.0.0:{config.port}",
-            "workers": int(os.environ.get("WEB_CONCURRENCY", DEFAULT_API_WORKERS)),
+            "workers": config.web_concurrency,
             "worker_class": "gthread",
             "threads": API_THREADS_PER_WORKER,
             "keepalive": config.keepalive_timeout_seconds,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.domain.action_runs import execute_run
 from tasks.app import celery_app
 from tasks.runtime import services
 
@@ -11,8 +12,6 @@ def run_action(
     self, action_run_id: str, snapshot: dict | None = None, redelivered: bool = False
 ) -> str | None:
     """Execute the action run recorded in MongoDB under action_run_id (idempotent on redelivery)."""
-    from engine.domain.action_runs import execute_run
-
     redelivered = redelivered or bool((self.request.delivery_info or {}).get("redelivered"))
     return execute_run(services(), action_run_id, redelivered=redelivered, snapshot=snapshot)
 

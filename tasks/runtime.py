@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from engine.services import Services
+
+log = logging.getLogger(__name__)
 
 _services: Services | None = None
 _pid: int | None = None
@@ -35,6 +38,20 @@ def use_services(value: Services | None) -> None:
 @worker_process_init.connect
 def _reset_after_fork(**_: object) -> None:
     use_services(None)
+    _connect()
+
+
+def _connect() -> None:
+    """Open this process's connections before its first task (best effort: a store that is down
+    now is retried by the first task that needs it), so that task does not pay for them."""
+    try:
+        warm = services()
+        warm.db.command("ping")
+        warm.redis.ping()
+        if warm.broker is not warm.redis:
+            warm.broker.ping()
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        log.warning("could not connect ahead of the first task: %s", error)
 
 
 @worker_process_shutdown.connect

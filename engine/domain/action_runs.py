@@ -238,7 +238,7 @@ def start_run(
         "input": input,
         "attempts": 0,
         # The definition the run was started with: the worker needs no second read.
-        "action": action.to_document(),
+        "action": action.to_run_document(),
     }
     # The run travels in its message and is written once, by the worker, when it ends; a run too
     # large for a message is recorded first and its message carries only the id.

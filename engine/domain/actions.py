@@ -115,6 +115,13 @@ class Action:
             "createdAt": self.created_at,
         }
 
+    def to_run_document(self) -> dict[str, Any]:
+        """What a run needs to execute this action: the definition without its name and input
+        schema (the input is checked before the run is sent), so a large schema never rides along."""
+        document = self.to_document()
+        del document["name"], document["inputSchema"]
+        return document
+
     def to_public(self) -> dict[str, Any]:
         return {
             "id": self.id,

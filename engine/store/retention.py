@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 
+from engine.ids import first_id_at
 from engine.store.mongo import register_indexes
 
 CLEANUP_BATCH_SIZE = 500
@@ -16,26 +18,41 @@ CLEANUP_BATCH_SIZE = 500
 
 @dataclass(frozen=True)
 class Retained:
-    """A collection whose documents expire by a UTC datetime field (None: never, e.g. still running)."""
+    """A collection whose documents expire by a UTC datetime field (None: never, e.g. still running).
+
+    With `id_prefix`, documents expire by the creation time in their id instead (`<prefix>_<ObjectId>`,
+    engine/ids.py), through the `_id` index, and a document whose time field is None or absent
+    stays; for a collection written on a hot path, where one more index costs every write."""
 
     collection: str
     time_field: str
+    id_prefix: str | None = None
 
 
 RETAINED: list[Retained] = [
     Retained("jobs", "finishedAt"),
     Retained("flow_node_runs", "finishedAt"),
-    Retained("action_runs", "finishedAt"),
+    Retained("action_runs", "finishedAt", id_prefix="arun"),
     Retained("events", "receivedAt"),
     Retained("data_record_events", "createdAt"),
     Retained("schedule_fires", "at"),
 ]
 
 for _retained in RETAINED:
-    register_indexes(
-        _retained.collection,
-        [IndexModel([(_retained.time_field, ASCENDING)], name=f"retention_{_retained.time_field}")],
-    )
+    if _retained.id_prefix is None:
+        register_indexes(
+            _retained.collection,
+            [IndexModel([(_retained.time_field, ASCENDING)], name=f"retention_{_retained.time_field}")],
+        )
+
+
+def _expired(retained: Retained, cutoff: datetime) -> dict[str, Any]:
+    if retained.id_prefix is None:
+        return {retained.time_field: {"$lt": cutoff}}
+    return {
+        "_id": {"$gt": f"{retained.id_prefix}_", "$lt": first_id_at(retained.id_prefix, cutoff)},
+        retained.time_field: {"$ne": None},
+    }
 
 
 def delete_older_than(
@@ -50,10 +67,7 @@ def delete_older_than(
     collection = db[retained.collection]
     deleted = 0
     for _ in range(max_batches):
-        ids = [
-            d["_id"]
-            for d in collection.find({retained.time_field: {"$lt": cutoff}}, {"_id": 1}).limit(batch_size)
-        ]
+        ids = [d["_id"] for d in collection.find(_expired(retained, cutoff), {"_id": 1}).limit(batch_size)]
         if not ids:
             break
         deleted += collection.delete_many({"_id": {"$in": ids}}).deleted_count

@@ -28,6 +28,7 @@ def test_good_configuration_uses_the_product_page_defaults():
     assert config.database_name == "engine"
     assert config.enable_limits is False
     assert config.keepalive_timeout_seconds == 61
+    assert config.web_concurrency == 1
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,8 @@ def test_good_configuration_uses_the_product_page_defaults():
         ("HEADERS_TIMEOUT_MS", "0"),
         ("NODE_ENV", "staging"),
         ("BASE_URI", "not a url"),
+        ("WEB_CONCURRENCY", "0"),
+        ("WEB_CONCURRENCY", "two"),
     ],
 )
 def test_each_bad_variable_is_named(variable, value):
