@@ -415,11 +415,15 @@ def execute_run(
     if document is None or document["state"] in (RunState.COMPLETED.value, RunState.FAILED.value):
         return None
     if _needs_claim(document, redelivered):
-        running = {"state": RunState.RUNNING.value, "startedAt": now()}
-        claimed = not recorded and run_store.insert_new(
-            services.db,
-            {**document, **running, "attempts": 1, run_store.PENDING_FIELD: document["createdAt"]},
-        )
+        started_at = now()
+        # pendingSince restarts with the claim: the recovery sweep must not re-send a run that
+        # waited long in the queue and is now running.
+        running = {
+            "state": RunState.RUNNING.value,
+            "startedAt": started_at,
+            run_store.PENDING_FIELD: started_at,
+        }
+        claimed = not recorded and run_store.insert_new(services.db, {**document, **running, "attempts": 1})
         recorded = True
         if not claimed and not run_store.claim(
             services.db, run_id, [RunState.QUEUED.value, RunState.RUNNING.value], MAX_RUN_ATTEMPTS, running
@@ -498,8 +502,10 @@ def _signal(services: Services, run_id: str, state: RunState, run: ActionRun | N
         log.warning("action run %s: could not signal completion (%s)", run_id, type(error).__name__)
 
 
-STALE_RUN_SECONDS = 60.0
-"""A run queued or running for this long has lost its message (e.g. Redis was erased)."""
+STALE_RUN_SECONDS = 120.0
+"""A run recorded queued this long ago, or claimed this long ago and still running, has lost its
+message or its worker (e.g. Redis erased). Above the longest a started run can take: a custom-code
+slot wait (30 s), an OAuth2 refresh (30 s) and the operation (30 s)."""
 
 
 def requeue_stale_runs(

@@ -33,7 +33,7 @@ register_indexes(
     ],
 )
 PENDING_FIELD = "pendingSince"
-"""Set (to the creation time) while a run is queued or running; removed when it ends."""
+"""Set while a run is queued (its creation time) or running (its claim time); removed when it ends."""
 _FINISHED = {"$unset": {PENDING_FIELD: ""}}
 
 

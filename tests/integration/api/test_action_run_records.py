@@ -118,3 +118,23 @@ def test_the_recovery_sweep_sees_only_old_pending_runs(services):
     action_runs.execute_run(services, "arun_done", snapshot=_snapshot(_started("arun_done")))
     stale = run_store.unfinished_before(services.db, now() - timedelta(minutes=1), limit=10)
     assert [d["_id"] for d in stale] == ["arun_old"]
+
+
+def test_a_run_claimed_after_a_long_wait_is_not_stale_while_it_runs(services, monkeypatch):
+    # Given a run recorded queued 5 minutes ago (its caller got a 202), delivered again now
+    document = {**_started(), run_store.PENDING_FIELD: now() - timedelta(minutes=5)}
+    run_store.insert_new(services.db, document)
+    seen = {}
+    execute = action_runs.action_service.execute_action
+
+    def observed(*args, **kwargs):
+        # What the recovery sweep would pick while the run executes
+        seen["stale"] = run_store.unfinished_before(services.db, now() - timedelta(minutes=1), limit=10)
+        return execute(*args, **kwargs)
+
+    monkeypatch.setattr(action_runs.action_service, "execute_action", observed)
+    # When a worker claims and runs it
+    action_runs.execute_run(services, "arun_1", snapshot=_snapshot(_started()), redelivered=True)
+    # Then it was not stale while running (its pending time restarted with the claim), and it ended
+    assert seen["stale"] == []
+    assert run_store.find_by_id(services.db, "arun_1")["state"] == "completed"
