@@ -83,7 +83,9 @@ def instant_counts(services: Services) -> tuple[int, int]:
 
 INSTANT_QUEUE_CHECK_SECONDS = 1.0
 """How long a process reuses its count of waiting instant tasks."""
-_instant_waiting: dict[int, tuple[float, int]] = {}
+_instant_waiting: dict[str, tuple[float, int]] = {}
+"""Per broker URL: (clock reading, waiting count). Keyed by URL, not by the Services object, whose
+id() a later object may reuse."""
 
 
 def check_instant_queue_size(
@@ -95,12 +97,14 @@ def check_instant_queue_size(
     count is cached per process for INSTANT_QUEUE_CHECK_SECONDS: a safety limit may overshoot
     by one second's worth of requests."""
     limit = limits_for(services, workspace_id or "")["instantTasksQueueSize"]
-    cached = _instant_waiting.get(id(services))
+    key = services.config.broker_url
+    cached = _instant_waiting.get(key)
     moment = clock()
-    if cached is None or moment - cached[0] > INSTANT_QUEUE_CHECK_SECONDS:
+    # Fresh only if read within the last second by this clock (a reading "from the future" is stale).
+    if cached is None or not 0 <= moment - cached[0] <= INSTANT_QUEUE_CHECK_SECONDS:
         waiting = int(services.broker.llen(INSTANT_QUEUE))
         cached = (moment, waiting)
-        _instant_waiting[id(services)] = cached
+        _instant_waiting[key] = cached
     waiting = cached[1]
     if waiting >= limit:
         raise TooManyRequests(

@@ -101,6 +101,8 @@ def test_instant_queue_size_is_429_beyond_the_limit(services):
     from engine.store import limits as limits_store
 
     limits_store.put(services.db, "ws:ws1", {"instantTasksQueueSize": 3})
+    # A count this process read with another clock (here the real one) is never taken as fresh.
+    check_instant_queue_size(services, "ws1")
     # Given 2 instant tasks waiting in the broker (no instant worker runs here)
     from engine.broker import INSTANT_QUEUE, publish
     from engine.domain.action_runs import RUN_ACTION_TASK
