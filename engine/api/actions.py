@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from engine.api.auth import current_principal, require
 from engine.api.schema import LIST_QUERY, body, document, list_args, page_schema, query_params, validate_body
@@ -130,15 +130,6 @@ ACTION_RUN = {
 
 def _services():
     return current_app.extensions["engine.services"]
-
-
-def init_app(app: Flask) -> None:
-    """The API enqueues instant tasks: point the Celery app at this process's broker."""
-    from tasks.app import celery_app, configure_celery
-
-    config = app.extensions["engine.services"].config
-    if getattr(celery_app, "engine_config", None) != config:
-        configure_celery(celery_app, config)
 
 
 @blueprint.post("/actions")
