@@ -48,14 +48,29 @@ def publish(
     queue: str,
     args: Sequence[Any] = (),
     kwargs: dict[str, Any] | None = None,
-    *,
-    argsrepr: str | None = None,
-    kwargsrepr: str | None = None,
+    **reprs: str | None,
 ) -> str:
     """Put one message for task `name` on `queue` (only JSON-serializable arguments); its task id.
 
-    argsrepr/kwargsrepr are what the worker's logs show of the arguments (default: their repr).
-    Raises what the Redis client raises when the broker is unreachable."""
+    reprs: `argsrepr`/`kwargsrepr`, as `task_message` takes them. Raises what the Redis client
+    raises when the broker is unreachable."""
+    task_id, envelope = task_message(name, queue, args, kwargs, **reprs)
+    broker.lpush(queue, envelope)
+    return task_id
+
+
+def task_message(
+    name: str,
+    queue: str,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    argsrepr: str | None = None,
+    kwargsrepr: str | None = None,
+) -> tuple[str, str]:
+    """The task id and the text to LPUSH on `queue` for one message, for a caller that sends it
+    in a pipeline of its own (else `publish`). argsrepr/kwargsrepr are what the worker's logs
+    show of the arguments (default: their repr)."""
     task_id = str(uuid.uuid4())
     message = _message_builder().amqp.as_task_v2(
         task_id,
@@ -83,5 +98,4 @@ def publish(
             "delivery_tag": str(uuid.uuid4()),
         },
     }
-    broker.lpush(queue, envelope_json(envelope))
-    return task_id
+    return task_id, envelope_json(envelope)

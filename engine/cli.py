@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The `engine` command (`python -m engine` and the console script both come here)."""
     args = build_parser().parse_args(argv)
     if args.command == "token" and args.customer and not args.workspace:
         build_parser().error("--customer needs --workspace")

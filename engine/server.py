@@ -19,13 +19,14 @@ import tempfile
 
 from gunicorn.app.base import BaseApplication
 
+from engine import green
 from engine.config import Config
 from engine.store.mongo import connect_mongo, ensure_indexes
 
 log = logging.getLogger(__name__)
 
 API_THREADS_PER_WORKER = 16
-"""Threads per gunicorn worker (gthread): an action run may wait for its result."""
+"""Threads per gunicorn worker when the process was not patched for gevent (see worker_class)."""
 GRACEFUL_TIMEOUT_SECONDS = 30
 MIN_WORKER_TIMEOUT_SECONDS = 120
 
@@ -47,6 +48,16 @@ def _child_exit(server, worker) -> None:  # noqa: ARG001 - gunicorn's hook signa
     multiprocess.mark_process_dead(worker.pid)
 
 
+def worker_class() -> dict[str, object]:
+    """gunicorn's gevent worker when `engine` patched this process at start (engine/green.py), so
+    a request waiting for its action run holds no thread; else (a process that embeds the
+    server without the patch) threads."""
+    if green.is_patched():
+        return {"worker_class": "gevent", "worker_connections": green.API_WORKER_CONNECTIONS}
+    log.warning("the API runs on threads: start it with the `engine` command to serve it on gevent")
+    return {"worker_class": "gthread", "threads": API_THREADS_PER_WORKER}
+
+
 class ApiServer(BaseApplication):
     """gunicorn with our settings; the Flask app is built in each worker after fork."""
 
@@ -59,8 +70,7 @@ class ApiServer(BaseApplication):
         settings = {
             "bind": f"0.0.0.0:{config.port}",
             "workers": config.web_concurrency,
-            "worker_class": "gthread",
-            "threads": API_THREADS_PER_WORKER,
+            **worker_class(),
             "keepalive": config.keepalive_timeout_seconds,
             "timeout": max(MIN_WORKER_TIMEOUT_SECONDS, math.ceil(config.headers_timeout_ms / 1000)),
             "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,

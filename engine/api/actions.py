@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
@@ -203,11 +204,14 @@ def delete_action(key: str):
 def run_action(key: str):
     data = body()
     services = _services()
-    wait = query_params(RUN_QUERY).get("waitSeconds", action_runs.ACTION_RUN_WAIT_SECONDS)
+    wait = float(query_params(RUN_QUERY).get("waitSeconds", action_runs.ACTION_RUN_WAIT_SECONDS))
+    deadline = time.monotonic() + wait
     started = action_runs.start_run(
-        services, current_principal(), key, data.get("input", {}), data.get("connectionId")
+        services, current_principal(), key, data.get("input", {}), data.get("connectionId"), wait_seconds=wait
     )
-    run = action_runs.wait_for_run(services, started.run.id, float(wait), pending=started.document)
+    run = action_runs.wait_for_run(
+        services, started.run.id, deadline - time.monotonic(), pending=started.document, signal=started.signal
+    )
     if run.state is action_runs.RunState.COMPLETED:
         return jsonify(run.to_public()), 200
     if run.state is action_runs.RunState.FAILED:

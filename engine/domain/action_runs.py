@@ -192,20 +192,32 @@ def _resolve_connection(
 
 @dataclass(frozen=True)
 class StartedRun:
-    """A run just enqueued, with the document to record should the caller stop waiting for it."""
+    """A run just enqueued, with the document to record should the caller stop waiting for it,
+    and its completion signal if it came during the first wait (`start_run`'s wait_seconds)."""
 
     run: ActionRun
     document: dict[str, Any]
+    signal: bytes | None = None
 
 
 def start_run(
-    services: Services, principal: Principal, action_key: str, input: Any, connection_id: str | None = None
+    services: Services,
+    principal: Principal,
+    action_key: str,
+    input: Any,
+    connection_id: str | None = None,
+    *,
+    wait_seconds: float = 0.0,
 ) -> StartedRun:
     """Check the input and enqueue the run (400/404 before anything is sent or stored).
 
     Nothing is written to MongoDB yet: the worker records the run when it ends, and
     `wait_for_run` records it as queued if the caller stops waiting first, so every run id
-    handed out is in MongoDB."""
+    handed out is in MongoDB.
+
+    With wait_seconds > 0 the first slice of the wait for its signal (up to MAX_BLOCK_SECONDS)
+    rides in the same Redis round trip as the message, when the broker is that Redis: a no-op
+    run answers within it. Pass the signal on to `wait_for_run`."""
     action = action_service.get_action(services, principal.workspace, action_key, cached=True)
     action_service.validate_input(action, input)
     connection = _resolve_connection(services, principal, action, connection_id)
@@ -245,17 +257,23 @@ def start_run(
     snapshot = _snapshot(document)
     if snapshot is None:
         run_store.insert_new(services.db, {**document, run_store.PENDING_FIELD: run.created_at})
+    _, message = broker.task_message(
+        RUN_ACTION_TASK,
+        broker.INSTANT_QUEUE,
+        [run.id],
+        {"snapshot": snapshot} if snapshot else {},
+        # What Celery shows of the arguments: without these it formats the whole snapshot.
+        argsrepr=repr([run.id]),
+        kwargsrepr="{'snapshot': ...}" if snapshot else "{}",
+    )
+    signal = None
     try:
-        broker.publish(
-            services.broker,
-            RUN_ACTION_TASK,
-            broker.INSTANT_QUEUE,
-            [run.id],
-            {"snapshot": snapshot} if snapshot else {},
-            # What Celery shows of the arguments: without these it formats the whole snapshot.
-            argsrepr=repr([run.id]),
-            kwargsrepr="{'snapshot': ...}" if snapshot else "{}",
-        )
+        if wait_seconds > 0 and services.broker is services.redis:
+            signal = run_store.push_then_wait_signal(
+                services.redis, broker.INSTANT_QUEUE, message, run.id, wait_seconds
+            )
+        else:
+            services.broker.lpush(broker.INSTANT_QUEUE, message)
     except Exception as error:  # noqa: BLE001 - the broker is down: the run is failed visibly, not lost
         fail_run(
             services,
@@ -264,7 +282,7 @@ def start_run(
             document=document,
         )
         raise ServiceUnavailable("the task queue is unavailable: retry later") from error
-    return StartedRun(run, document)
+    return StartedRun(run, document, signal)
 
 
 def _snapshot(document: dict[str, Any]) -> dict[str, Any] | None:
@@ -313,11 +331,14 @@ def wait_for_run(
     timeout_seconds: float = ACTION_RUN_WAIT_SECONDS,
     *,
     pending: dict[str, Any] | None = None,
+    signal: bytes | None = None,
 ) -> ActionRun:
     """The run once it ended, or as recorded when timeout_seconds passed. `pending` is the run as
     started (StartedRun.document): it is recorded as queued then if nothing recorded the run yet,
-    so its id can be polled. Listens to the Redis signal and re-reads MongoDB at least every
-    second, so a lost signal costs one second."""
+    so its id can be polled; `signal`, the one StartedRun got. Listens to the Redis signal and
+    re-reads MongoDB at least every second, so a lost signal costs one second."""
+    if signal and signal.startswith(b"{"):
+        return ActionRun.from_signal(json.loads(signal))
     deadline = time.monotonic() + timeout_seconds
     while True:
         remaining = deadline - time.monotonic()

@@ -109,8 +109,23 @@ def signal_done(redis, run_id: str, payload: str) -> None:
     pipeline.execute()
 
 
+def push_then_wait_signal(
+    redis, queue: str, message: str, run_id: str, timeout_seconds: float
+) -> bytes | None:
+    """LPUSH message on queue, then block up to timeout_seconds (at most MAX_BLOCK_SECONDS) for the
+    run's signal, in one round trip: the payload or None. Only where the queue is on this Redis."""
+    pipeline = redis.pipeline(transaction=False)
+    pipeline.lpush(queue, message)
+    pipeline.blpop([_signal_key(run_id)], timeout=_block_seconds(timeout_seconds))
+    popped = pipeline.execute()[1]
+    return popped[1] if popped else None
+
+
+def _block_seconds(timeout_seconds: float) -> float:
+    return max(0.01, min(timeout_seconds, MAX_BLOCK_SECONDS))
+
+
 def wait_signal(redis, run_id: str, timeout_seconds: float) -> bytes | None:
     """Block up to timeout_seconds (at most MAX_BLOCK_SECONDS) for the run's signal; its payload or None."""
-    timeout = max(0.01, min(timeout_seconds, MAX_BLOCK_SECONDS))
-    popped = redis.blpop([_signal_key(run_id)], timeout=timeout)
+    popped = redis.blpop([_signal_key(run_id)], timeout=_block_seconds(timeout_seconds))
     return popped[1] if popped else None

@@ -44,3 +44,27 @@ def test_unfinished_run_comes_back_as_is_after_the_timeout(services):
     started = time.monotonic()
     run = action_runs.wait_for_run(services, run_id, 0.3)
     assert run.state is action_runs.RunState.QUEUED and time.monotonic() - started < 1.5
+
+
+def test_the_message_and_the_first_wait_share_one_round_trip(services):
+    # Given a run whose signal is already there when its message is pushed (a worker that is fast)
+    run_store.signal_done(services.redis, "arun_2", '{"_id": "arun_2"}')
+    # When the API pushes the message and waits in the same pipeline
+    payload = run_store.push_then_wait_signal(services.redis, "instant", "the message", "arun_2", 5.0)
+    # Then the message is on the queue and the signal came back with it
+    assert services.redis.lrange("instant", 0, -1) == [b"the message"]
+    assert payload == b'{"_id": "arun_2"}'
+    # and with no signal, the wait ends after its slice with nothing
+    started = time.monotonic()
+    assert run_store.push_then_wait_signal(services.redis, "instant", "another", "arun_3", 0.2) is None
+    assert time.monotonic() - started < 1.0 and services.redis.llen("instant") == 2
+
+
+def test_a_run_answered_during_the_first_wait_is_not_read_from_mongo(services):
+    run_id = _insert(services, "queued")  # MongoDB still says queued: the signal is newer
+    signal = run_store.find_by_id(services.db, run_id)
+    finished = action_runs.ActionRun.from_document({**signal, "state": "completed", "output": {"y": 2}})
+    import json
+
+    run = action_runs.wait_for_run(services, run_id, 5.0, signal=json.dumps(finished.to_signal()).encode())
+    assert run.state is action_runs.RunState.COMPLETED and run.output == {"y": 2}
