@@ -193,7 +193,8 @@ def _resolve_connection(
 @dataclass(frozen=True)
 class StartedRun:
     """A run just enqueued, with the document to record should the caller stop waiting for it,
-    and its completion signal if it came during the first wait (`start_run`'s wait_seconds)."""
+    and what the first slice of the wait got (`start_run`'s wait_seconds): the completion
+    signal, b"" if none came, or None if no slice ran."""
 
     run: ActionRun
     document: dict[str, Any]
@@ -269,8 +270,14 @@ def start_run(
     signal = None
     try:
         if wait_seconds > 0 and services.broker is services.redis:
-            signal = run_store.push_then_wait_signal(
-                services.redis, broker.INSTANT_QUEUE, message, run.id, wait_seconds
+            # b"" when the slice ended without a signal. A connection lost during the slice,
+            # after the message landed, fails the run here as below; should a worker still run
+            # it, the worker's record of its end replaces that one.
+            signal = (
+                run_store.push_then_wait_signal(
+                    services.redis, broker.INSTANT_QUEUE, message, run.id, wait_seconds
+                )
+                or b""
             )
         else:
             services.broker.lpush(broker.INSTANT_QUEUE, message)
@@ -337,26 +344,27 @@ def wait_for_run(
     started (StartedRun.document): it is recorded as queued then if nothing recorded the run yet,
     so its id can be polled; `signal`, the one StartedRun got. Listens to the Redis signal and
     re-reads MongoDB at least every second, so a lost signal costs one second."""
-    if signal and signal.startswith(b"{"):
-        return ActionRun.from_signal(json.loads(signal))
     deadline = time.monotonic() + timeout_seconds
+    payload = signal  # None until a slice of the wait has run
     while True:
+        if payload and payload.startswith(b"{"):
+            return ActionRun.from_signal(json.loads(payload))
+        if payload is not None:  # a slice ended without the run, or with a bare state: ask MongoDB
+            document = run_store.find_by_id(services.db, run_id)
+            if document is not None and document["state"] in (
+                RunState.COMPLETED.value,
+                RunState.FAILED.value,
+            ):
+                return ActionRun.from_document(document)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return _recorded(services, run_id, pending)
         try:
-            payload = run_store.wait_signal(services.redis, run_id, remaining)
+            payload = run_store.wait_signal(services.redis, run_id, remaining) or b""
         except Exception as error:  # noqa: BLE001 - Redis down: fall back to polling MongoDB
             log.warning("action run %s: completion signal unavailable (%s)", run_id, type(error).__name__)
             time.sleep(min(max(remaining, 0), 0.2))
-            payload = None
-        if payload and payload.startswith(b"{"):
-            return ActionRun.from_signal(json.loads(payload))
-        document = run_store.find_by_id(services.db, run_id)
-        if document is not None and document["state"] in (RunState.COMPLETED.value, RunState.FAILED.value):
-            return ActionRun.from_document(document)
-        if time.monotonic() >= deadline:
-            return _recorded(services, run_id, pending)
+            payload = b""
 
 
 def _recorded(services: Services, run_id: str, pending: dict[str, Any] | None) -> ActionRun:

@@ -68,3 +68,15 @@ def test_a_run_answered_during_the_first_wait_is_not_read_from_mongo(services):
 
     run = action_runs.wait_for_run(services, run_id, 5.0, signal=json.dumps(finished.to_signal()).encode())
     assert run.state is action_runs.RunState.COMPLETED and run.output == {"y": 2}
+
+
+def test_after_an_empty_first_slice_mongodb_is_read_at_once(services):
+    # Given a run that finished while its signal was lost, and a first slice of the wait that
+    # came back empty (start_run's pipelined wait)
+    run_id = _insert(services, "completed")
+    started = time.monotonic()
+    # When the wait goes on
+    run = action_runs.wait_for_run(services, run_id, 5.0, signal=b"")
+    # Then MongoDB answers without blocking on the signal for another slice
+    assert run.state is action_runs.RunState.COMPLETED
+    assert time.monotonic() - started < run_store.MAX_BLOCK_SECONDS / 2
