@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 
 from gunicorn.app.base import BaseApplication
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 API_THREADS_PER_WORKER = 16
 """Threads per gunicorn worker when the process was not patched for gevent (see worker_class)."""
+SETUP_THREADS_JOIN_SECONDS = 5.0
+"""How long start-up waits for the setup MongoDB client's threads to end after it is closed."""
 GRACEFUL_TIMEOUT_SECONDS = 30
 MIN_WORKER_TIMEOUT_SECONDS = 120
 
@@ -96,11 +99,17 @@ def run_api(config: Config) -> None:
 
 def prepare_stores(config: Config) -> None:
     """Idempotent start-up work: indexes, and buckets outside production. Closes its clients."""
+    before = set(threading.enumerate())
     client = connect_mongo(config.mongo_uri, app_name="engine-setup")
     try:
         ensure_indexes(client[config.database_name])
     finally:
         client.close()
+        # The client's monitor threads end at their next tick: wait for them, so that no gunicorn
+        # worker forked from this process inherits one half-way (on gevent they are greenlets,
+        # which would fail in the child, where `threading` no longer knows them).
+        for thread in set(threading.enumerate()) - before:
+            thread.join(SETUP_THREADS_JOIN_SECONDS)
     if not config.is_production:
         from engine.store.blobs import BlobStore
 

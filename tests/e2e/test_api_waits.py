@@ -79,3 +79,16 @@ def test_the_api_answers_while_more_runs_wait_than_it_would_have_threads(engine_
         f"{api.url}/action-runs/{answers[0][1]}", headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
     assert polled.status_code == 200 and polled.json()["state"] == "queued"
+
+
+def test_the_api_serves_on_gevent_and_starts_without_errors(engine_env, start_engine):
+    # Given the API started as a user starts it
+    api = start_engine(engine_env)
+    api.wait_healthy()
+    # When it has answered a request
+    assert requests.get(api.url + "/", timeout=5).status_code == 200
+    time.sleep(1.0)  # what start-up left running (the setup client's threads) has had its tick
+    # Then it serves on gevent, and its log holds no error (e.g. from a thread cut by the fork)
+    logs = api.logs()
+    assert "Using worker: gevent" in logs
+    assert "Traceback" not in logs and "ERROR" not in logs
