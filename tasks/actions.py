@@ -11,7 +11,8 @@ from tasks.runtime import services
 def run_action(
     self, action_run_id: str, snapshot: dict | None = None, redelivered: bool = False
 ) -> str | None:
-    """Execute the action run recorded in MongoDB under action_run_id (idempotent on redelivery)."""
+    """Execute action run action_run_id: from its snapshot on a first delivery, else as MongoDB
+    has it (idempotent on redelivery). The worker records the run."""
     redelivered = redelivered or bool((self.request.delivery_info or {}).get("redelivered"))
     return execute_run(services(), action_run_id, redelivered=redelivered, snapshot=snapshot)
 

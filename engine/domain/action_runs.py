@@ -1,5 +1,5 @@
-"""Action runs: start a run (record in MongoDB, job on the `instant` queue), execute it in a
-worker, and wait for its end (Redis signal, MongoDB as the truth).
+"""Action runs: start a run (a job on the `instant` queue that carries the run), execute it in a
+worker, which records it in MongoDB, and wait for its end (Redis signal, MongoDB as the truth).
 
 States: queued -> running -> completed | failed. The run document is the log record: status,
 duration, redacted request/response summaries, error and custom-code logs.
@@ -50,6 +50,7 @@ class RunState(StrEnum):
 
 
 FINAL_STATES = (RunState.COMPLETED, RunState.FAILED)
+_FINAL_VALUES = tuple(state.value for state in FINAL_STATES)
 
 
 @dataclass(frozen=True)
@@ -351,10 +352,7 @@ def wait_for_run(
             return ActionRun.from_signal(json.loads(payload))
         if payload is not None:  # a slice ended without the run, or with a bare state: ask MongoDB
             document = run_store.find_by_id(services.db, run_id)
-            if document is not None and document["state"] in (
-                RunState.COMPLETED.value,
-                RunState.FAILED.value,
-            ):
+            if document is not None and document["state"] in _FINAL_VALUES:
                 return ActionRun.from_document(document)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -433,7 +431,7 @@ def execute_run(
     """Run a queued run (the instant task's body). Returns its final state, or None when there was
     nothing to do (already finished, unknown, or out of attempts).
 
-    `snapshot` is the run as the API inserted it; it is trusted only on a first delivery (a
+    `snapshot` is the run as the API started it (its message); it is trusted only on a first delivery (a
     redelivered message may describe a run that has moved on, so MongoDB is read)."""
     from_message = snapshot is not None and snapshot.get("_id") == run_id
     # A first delivery trusts its message; a redelivered one may describe a run that moved on.
@@ -441,7 +439,7 @@ def execute_run(
     recorded = document is not None
     if document is None and from_message:
         document = _from_snapshot(snapshot)  # type: ignore[arg-type]
-    if document is None or document["state"] in (RunState.COMPLETED.value, RunState.FAILED.value):
+    if document is None or document["state"] in _FINAL_VALUES:
         return None
     if _needs_claim(document, redelivered):
         started_at = now()
