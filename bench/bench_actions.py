@@ -4,11 +4,12 @@
 
 Starts the servers, one API process and one then two instant workers (`python -m engine run`).
 The action is a `transform` (no app call), so what is measured is the engine's own path: auth,
-input check, run record in MongoDB, the Celery message, the worker's claim/finish writes, the
-Redis completion signal and the API's answer. The baseline, in the same run against the same
+input check, the Celery message that carries the run, the worker's one write of the run record
+in MongoDB, the Redis completion signal and the API's answer. The baseline, in the same run against the same
 Redis and workers: send the `instant.signal` task (it only LPUSHes a key) and BLPOP that key.
 
-Figures: round-trip p50 and p99 (sequential requests) and throughput (CONCURRENCY clients). The
+Figures: round-trip p50 and p99 (sequential requests) and throughput (CONCURRENCY clients; the
+engine and the baseline alternate in slices, so a change of the machine's speed weighs on both). The
 HTTP client is urllib3 with a kept-alive connection per client (requests would add about 0.7 ms
 of CPU per call on these 2 cores, which the engine would pay for in throughput).
 Targets (issue 3): throughput >= half raw Celery's; p50 overhead < 10 ms.
@@ -32,6 +33,9 @@ CONCURRENCY = 8
 """Concurrent clients in the throughput measurement."""
 SEQUENTIAL_QUICK, SEQUENTIAL_FULL = 60, 300
 THROUGHPUT_SECONDS_QUICK, THROUGHPUT_SECONDS_FULL = 3.0, 10.0
+"""Measured time of each side's throughput."""
+THROUGHPUT_SLICES = 4
+"""Each side's throughput time is cut into this many slices, alternated with the other side's."""
 WARMUP_REQUESTS = 10
 WARMUP_SECONDS = 1.0
 """Concurrent load before measuring with a new worker count, so every worker has run tasks (its
@@ -127,6 +131,21 @@ def _latencies(call, count: int) -> list[float]:
     return samples
 
 
+def _interleaved_throughput(first, second, seconds: float, slices: int) -> tuple[float, float]:
+    """Throughput of two calls over `seconds` each, measured in `slices` alternating slices in
+    ABBA order (A B B A A B ...): a drift of the shared machine's speed during the measurement
+    then weighs on both alike instead of on whichever ran second."""
+    totals = {0: [0.0, 0.0], 1: [0.0, 0.0]}  # side -> [runs, seconds]
+    for index in range(slices * 2):
+        side = (index + index // 2) % 2  # 0 1 1 0 0 1 1 0 ...
+        started = time.perf_counter()
+        rate = _throughput((first, second)[side], seconds / slices)
+        elapsed = time.perf_counter() - started
+        totals[side][0] += rate * elapsed
+        totals[side][1] += elapsed
+    return totals[0][0] / totals[0][1], totals[1][0] / totals[1][1]
+
+
 def _throughput(call, seconds: float) -> float:
     done = [0] * CONCURRENCY
     errors: list[BaseException] = []
@@ -171,7 +190,7 @@ def run(quick: bool) -> list[dict]:
                 workers[1].wait_healthy()
             _throughput(action, WARMUP_SECONDS), _throughput(raw, WARMUP_SECONDS)
             action_ms, raw_ms = _latencies(action, count), _latencies(raw, count)
-            action_rps, raw_rps = _throughput(action, seconds), _throughput(raw, seconds)
+            action_rps, raw_rps = _interleaved_throughput(action, raw, seconds, THROUGHPUT_SLICES)
             name = f"actions run ({worker_count} instant worker{'s' if worker_count > 1 else ''})"
             a50, r50 = median(action_ms), median(raw_ms)
             rows += [

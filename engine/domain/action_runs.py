@@ -36,8 +36,9 @@ ACTION_RUN_WAIT_SECONDS = 10.0
 MAX_RUN_ATTEMPTS = 3
 """A run redelivered after a worker died is retried this many times in all, then left failed."""
 RUN_ACTION_TASK = "instant.run_action"
-MAX_SNAPSHOT_BYTES = 64 * 1024
-"""A run document up to this size is sent in the task message beside its id."""
+MAX_MESSAGE_BYTES = 96 * 1024
+"""A run whose task message (with the run document, base64-encoded by kombu) stays within this
+size travels in the message; a larger one is recorded first and its message carries only the id."""
 MAX_SIGNAL_PAYLOAD_BYTES = 64 * 1024
 """A finished run up to this size rides on the completion signal; a larger one is read from MongoDB."""
 
@@ -256,18 +257,10 @@ def start_run(
     }
     # The run travels in its message and is written once, by the worker, when it ends; a run too
     # large for a message is recorded first and its message carries only the id.
-    snapshot = _snapshot(document)
-    if snapshot is None:
+    message = _run_message(run.id, _snapshot(document))
+    if len(message) > MAX_MESSAGE_BYTES:
         run_store.insert_new(services.db, {**document, run_store.PENDING_FIELD: run.created_at})
-    _, message = broker.task_message(
-        RUN_ACTION_TASK,
-        broker.INSTANT_QUEUE,
-        [run.id],
-        {"snapshot": snapshot} if snapshot else {},
-        # What Celery shows of the arguments: without these it formats the whole snapshot.
-        argsrepr=repr([run.id]),
-        kwargsrepr="{'snapshot': ...}" if snapshot else "{}",
-    )
+        message = _run_message(run.id, None)
     signal = None
     try:
         if wait_seconds > 0 and services.broker is services.redis:
@@ -293,15 +286,26 @@ def start_run(
     return StartedRun(run, document, signal)
 
 
-def _snapshot(document: dict[str, Any]) -> dict[str, Any] | None:
-    """The run document as JSON for the message (datetimes as ISO text), or None when too large."""
-    snapshot = {
+def _snapshot(document: dict[str, Any]) -> dict[str, Any]:
+    """The run document as JSON for the message (datetimes as ISO text)."""
+    return {
         **document,
         "createdAt": document["createdAt"].isoformat(),
         "action": {**document["action"], "createdAt": document["action"]["createdAt"].isoformat()},
     }
-    text = json.dumps(snapshot, default=str)
-    return snapshot if len(text) <= MAX_SNAPSHOT_BYTES else None
+
+
+def _run_message(run_id: str, snapshot: dict[str, Any] | None) -> str:
+    """The text to LPUSH on the instant queue for run_id, carrying snapshot when given."""
+    return broker.task_message(
+        RUN_ACTION_TASK,
+        broker.INSTANT_QUEUE,
+        [run_id],
+        {"snapshot": snapshot} if snapshot else {},
+        # What Celery shows of the arguments: without these it formats the whole snapshot.
+        argsrepr=repr([run_id]),
+        kwargsrepr="{'snapshot': ...}" if snapshot else "{}",
+    )[1]
 
 
 def _from_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:

@@ -131,3 +131,33 @@ def test_run_whose_message_was_lost_is_recovered_from_mongo(
     # Then the run completes from what MongoDB kept
     run = action_runs.wait_for_run(services, run_id, 15)
     assert run.state is action_runs.RunState.COMPLETED and run.output == {"hello": "z"} and run.attempts == 1
+
+
+def test_a_run_too_large_for_its_message_is_recorded_first_and_its_message_carries_the_id(
+    client, services, tenant, connected, engine_env, start_engine
+):
+    import base64
+    import json
+
+    from engine.domain import action_runs
+
+    create_action(client, tenant.admin, "echo", {"type": "transform", "output": {"hello": "{{ input.who }}"}})
+    # Given an input larger than a message may carry
+    big = {"who": "w", "pad": "x" * (action_runs.MAX_MESSAGE_BYTES + 1)}
+    # When it is run while no worker runs
+    response = client.post(
+        "/actions/echo/run?waitSeconds=0", headers=auth_header(tenant.customer), json={"input": big}
+    )
+    assert response.status_code == 202
+    run_id = response.get_json()["id"]
+    # Then the queued message carries the run's id only, and MongoDB has the whole run
+    (message,) = services.broker.lrange("instant", 0, -1)
+    assert len(message) < 4096
+    args, kwargs, _ = json.loads(base64.b64decode(json.loads(message)["body"]))
+    assert args == [run_id] and kwargs == {}
+    assert services.db.action_runs.find_one({"_id": run_id})["input"]["pad"] == big["pad"]
+    # And a worker runs it from MongoDB
+    worker = start_engine({**engine_env, "IS_API": "0", "IS_INSTANT_TASKS_WORKER": "1"})
+    worker.wait_healthy()
+    run = action_runs.wait_for_run(services, run_id, 15)
+    assert run.state is action_runs.RunState.COMPLETED and run.output == {"hello": "w"}
