@@ -18,12 +18,16 @@ Targets (issue 3): throughput >= half raw Celery's; p50 overhead < 10 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
+import psutil
 import requests
 import urllib3
 
@@ -131,19 +135,67 @@ def _latencies(call, count: int) -> list[float]:
     return samples
 
 
-def _interleaved_throughput(first, second, seconds: float, slices: int) -> tuple[float, float]:
+@dataclass
+class Side:
+    """One side's share of an interleaved throughput measurement."""
+
+    runs: float = 0.0
+    seconds: float = 0.0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU time (user + system) spent by each watched process while this side ran."""
+
+    @property
+    def rate(self) -> float:
+        """Runs per second."""
+        return self.runs / self.seconds
+
+    def cpu_ms_per_run(self) -> dict[str, float]:
+        """Milliseconds of CPU per run, by process."""
+        return {name: spent / self.runs * 1000 for name, spent in self.cpu_seconds.items()}
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) of the processes pids and their live children, in seconds; this
+    process alone, without its children (the servers and engine processes it started)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            total += sum(process.cpu_times()[:2])
+            if pid == os.getpid():
+                continue
+            for child in process.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    total += sum(child.cpu_times()[:2])
+    return total
+
+
+def _interleaved_throughput(
+    first, second, seconds: float, slices: int, processes: dict[str, list[int]]
+) -> tuple[Side, Side]:
     """Throughput of two calls over `seconds` each, measured in `slices` alternating slices in
     ABBA order (A B B A A B ...): a drift of the shared machine's speed during the measurement
-    then weighs on both alike instead of on whichever ran second."""
-    totals = {0: [0.0, 0.0], 1: [0.0, 0.0]}  # side -> [runs, seconds]
+    then weighs on both alike instead of on whichever ran second. Each side is charged with the
+    CPU time of `processes` (name -> pids) while it ran, and of this process as "client"."""
+    sides = (Side(), Side())
+    watched = {**processes, "client": [os.getpid()]}
     for index in range(slices * 2):
-        side = (index + index // 2) % 2  # 0 1 1 0 0 1 1 0 ...
+        which = (index + index // 2) % 2  # 0 1 1 0 0 1 1 0 ...
+        side = sides[which]
+        before = {name: _cpu_seconds(pids) for name, pids in watched.items()}
         started = time.perf_counter()
-        rate = _throughput((first, second)[side], seconds / slices)
+        rate = _throughput((first, second)[which], seconds / slices)
         elapsed = time.perf_counter() - started
-        totals[side][0] += rate * elapsed
-        totals[side][1] += elapsed
-    return totals[0][0] / totals[0][1], totals[1][0] / totals[1][1]
+        side.runs += rate * elapsed
+        side.seconds += elapsed
+        for name, pids in watched.items():
+            side.cpu_seconds[name] = side.cpu_seconds.get(name, 0.0) + _cpu_seconds(pids) - before[name]
+    return sides
+
+
+def _cpu_note(side: Side) -> str:
+    """The milliseconds of CPU per run by process, as text: API 1.01, workers 1.80, ..."""
+    return ", ".join(f"{name} {spent:.2f}" for name, spent in side.cpu_ms_per_run().items())
 
 
 def _throughput(call, seconds: float) -> float:
@@ -190,7 +242,13 @@ def run(quick: bool) -> list[dict]:
                 workers[1].wait_healthy()
             _throughput(action, WARMUP_SECONDS), _throughput(raw, WARMUP_SECONDS)
             action_ms, raw_ms = _latencies(action, count), _latencies(raw, count)
-            action_rps, raw_rps = _interleaved_throughput(action, raw, seconds, THROUGHPUT_SLICES)
+            processes = {
+                "API": [api.process.pid],
+                "workers": [worker.process.pid for worker in workers],
+                "MongoDB": [stack.mongo.process.pid],
+                "Redis": [stack.redis.process.pid],
+            }
+            ours, theirs = _interleaved_throughput(action, raw, seconds, THROUGHPUT_SLICES, processes)
             name = f"actions run ({worker_count} instant worker{'s' if worker_count > 1 else ''})"
             a50, r50 = median(action_ms), median(raw_ms)
             rows += [
@@ -211,11 +269,20 @@ def run(quick: bool) -> list[dict]:
                 ),
                 row(
                     f"{name}: throughput",
-                    action_rps,
+                    ours.rate,
                     "runs/s",
-                    raw_rps,
+                    theirs.rate,
                     "raw Celery tasks/s",
                     f"{CONCURRENCY} clients for {seconds:.0f} s; target ratio >= 0.5",
+                ),
+                row(
+                    f"{name}: CPU per run",
+                    sum(ours.cpu_ms_per_run().values()),
+                    "ms",
+                    sum(theirs.cpu_ms_per_run().values()),
+                    "raw Celery CPU per task",
+                    f"during the throughput slices, ms by process: ours {_cpu_note(ours)}; "
+                    f"raw Celery {_cpu_note(theirs)}",
                 ),
             ]
         for process in (*workers, api):
