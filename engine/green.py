@@ -3,8 +3,9 @@
 An action run's request waits for its answer (up to ACTION_RUN_WAIT_SECONDS). With a thread per
 request, one API process could wait on as many runs as it had threads (16) and every other
 request, health checks included, queued behind them. The API serves requests on gevent instead
-(gunicorn's `gevent` worker): a waiting request is a greenlet parked on its socket, so a process
-waits on up to API_WORKER_CONNECTIONS at once and stays responsive.
+(a gunicorn worker on gevent's WSGI server, engine/api_worker.py): a waiting request is a
+greenlet parked on its socket, so a process waits on up to API_WORKER_CONNECTIONS at once and
+stays responsive.
 
 gevent must patch the standard library before `ssl`, `socket` and `threading` are imported (the
 `engine` command imports pymongo, which imports them, at once). So the entry point calls

@@ -1,12 +1,13 @@
 """Run the API under gunicorn, configured from the engine's Config.
 
 What maps to what (see docs/operations.md):
-- KEEPALIVE_TIMEOUT_MS -> gunicorn `keepalive` (seconds, rounded up): how long an idle keep-alive
-  connection is held. Set it above the load balancer's idle timeout.
-- HEADERS_TIMEOUT_MS -> no gunicorn equivalent: gunicorn has no header-read timeout
-  (gunicorn#2652). A buffering proxy in front (nginx `client_header_timeout`, an ALB) provides it.
-  We use it as the bound of gunicorn's `timeout` (worker liveness) so a slow client cannot make
-  the arbiter kill a worker sooner than the headers timeout would have.
+- KEEPALIVE_TIMEOUT_MS: how long an idle connection is held, by the API's worker
+  (engine/api_worker.py). Set it above the load balancer's idle timeout.
+- HEADERS_TIMEOUT_MS: how long a request's headers may take to arrive, by the same worker (408
+  after it). It also bounds gunicorn's `timeout` (worker liveness) from below, so that the arbiter
+  never kills a worker sooner than a slow client's headers may take.
+On the threads fallback (a process not patched for gevent) gunicorn's `keepalive` (whole seconds)
+holds idle connections and there is no headers timeout (gunicorn#2652).
 """
 
 from __future__ import annotations
@@ -52,11 +53,13 @@ def _child_exit(server, worker) -> None:  # noqa: ARG001 - gunicorn's hook signa
 
 
 def worker_class() -> dict[str, object]:
-    """gunicorn's gevent worker when `engine` patched this process at start (engine/green.py), so
-    a request waiting for its action run holds no thread; else (a process that embeds the
-    server without the patch) threads."""
+    """The API's gevent worker (engine/api_worker.py) when `engine` patched this process at start
+    (engine/green.py), so a request waiting for its action run holds no thread; else (a process
+    that embeds the server without the patch) threads."""
     if green.is_patched():
-        return {"worker_class": "gevent", "worker_connections": green.API_WORKER_CONNECTIONS}
+        from engine.api_worker import ApiWorker
+
+        return {"worker_class": ApiWorker, "worker_connections": green.API_WORKER_CONNECTIONS}
     log.warning("the API runs on threads: start it with the `engine` command to serve it on gevent")
     return {"worker_class": "gthread", "threads": API_THREADS_PER_WORKER}
 

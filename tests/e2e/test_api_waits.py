@@ -90,5 +90,5 @@ def test_the_api_serves_on_gevent_and_starts_without_errors(engine_env, start_en
     time.sleep(1.0)  # what start-up left running (the setup client's threads) has had its tick
     # Then it serves on gevent, and its log holds no error (e.g. from a thread cut by the fork)
     logs = api.logs()
-    assert "Using worker: gevent" in logs
+    assert "Using worker: ApiWorker" in logs
     assert "Traceback" not in logs and "ERROR" not in logs
