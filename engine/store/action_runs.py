@@ -16,8 +16,10 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
+from redis import Redis
 
 from engine.store.mongo import register_indexes
+from engine.store.signal_sender import sender_for
 
 COLLECTION = "action_runs"
 DONE_SIGNAL_TTL_SECONDS = 120
@@ -102,10 +104,15 @@ def _signal_key(run_id: str) -> str:
 
 
 def signal_done(redis, run_id: str, payload: str) -> None:
-    """Tell a waiting API process the run ended (best effort: Redis may be gone)."""
+    """Tell a waiting API process the run ended (best effort: Redis may be gone). On a plain Redis
+    client the worker does not wait for Redis's replies (engine/store/signal_sender.py)."""
+    key = _signal_key(run_id)
+    if isinstance(redis, Redis):
+        sender_for(redis).send([("LPUSH", key, payload), ("EXPIRE", key, DONE_SIGNAL_TTL_SECONDS)])
+        return
     pipeline = redis.pipeline(transaction=False)
-    pipeline.lpush(_signal_key(run_id), payload)
-    pipeline.expire(_signal_key(run_id), DONE_SIGNAL_TTL_SECONDS)
+    pipeline.lpush(key, payload)
+    pipeline.expire(key, DONE_SIGNAL_TTL_SECONDS)
     pipeline.execute()
 
 
