@@ -49,7 +49,7 @@ class ApiRequestHandler(PyWSGIHandler):
 
     def _handle_client_error(self, ex: BaseException) -> Any:
         # gevent's hook for a request it could not read (it prints a traceback for anything that is
-        # not a ValueError): a late request is 408, too many or too long header lines a plain 400.
+        # not a ValueError): late headers are a 408, too many header lines a plain 400.
         if isinstance(ex, HeadersTimeout):
             self.log_error(
                 "request headers from %s took over %.1f s (HEADERS_TIMEOUT_MS): 408",

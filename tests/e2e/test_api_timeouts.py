@@ -1,5 +1,6 @@
 """The API's connection timeouts, on a raw socket to the API process started as a user would:
-KEEPALIVE_TIMEOUT_MS closes an idle connection, HEADERS_TIMEOUT_MS answers late headers 408."""
+KEEPALIVE_TIMEOUT_MS closes an idle connection, HEADERS_TIMEOUT_MS answers late headers 408, and
+headers the server cannot take get a 400."""
 
 from __future__ import annotations
 
@@ -94,3 +95,18 @@ def test_headers_that_arrive_later_than_the_headers_timeout_get_408(engine_env, 
     # And the late request was logged as such, without a traceback
     logs = api.logs()
     assert "HEADERS_TIMEOUT_MS" in logs and "Traceback" not in logs
+
+
+def test_too_many_or_too_long_header_lines_get_400_without_a_traceback(engine_env, start_engine):
+    api = start_engine(engine_env)
+    api.wait_healthy()
+    many = b"".join(b"X-H%d: 1\r\n" % index for index in range(150))
+    for headers in (b"X-Big: " + b"a" * 70_000 + b"\r\n", many):
+        connection = _connect(api.url)
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: engine\r\n" + headers + b"\r\n")
+        assert _read_response(connection).startswith(b"HTTP/1.1 400")
+    # And the server goes on serving
+    again = _connect(api.url)
+    again.sendall(REQUEST)
+    assert _read_response(again).startswith(b"HTTP/1.1 200")
+    assert "Traceback" not in api.logs()
