@@ -50,8 +50,8 @@ class RunState(StrEnum):
     FAILED = "failed"
 
 
-FINAL_STATES = (RunState.COMPLETED, RunState.FAILED)
-_FINAL_VALUES = tuple(state.value for state in FINAL_STATES)
+FINAL_STATE_VALUES = (RunState.COMPLETED.value, RunState.FAILED.value)
+"""The states a run ends in, as MongoDB stores them."""
 
 
 @dataclass(frozen=True)
@@ -356,7 +356,7 @@ def wait_for_run(
             return ActionRun.from_signal(json.loads(payload))
         if payload is not None:  # a slice ended without the run, or with a bare state: ask MongoDB
             document = run_store.find_by_id(services.db, run_id)
-            if document is not None and document["state"] in _FINAL_VALUES:
+            if document is not None and document["state"] in FINAL_STATE_VALUES:
                 return ActionRun.from_document(document)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -443,7 +443,7 @@ def execute_run(
     recorded = document is not None
     if document is None and from_message:
         document = _from_snapshot(snapshot)  # type: ignore[arg-type]
-    if document is None or document["state"] in _FINAL_VALUES:
+    if document is None or document["state"] in FINAL_STATE_VALUES:
         return None
     if _needs_claim(document, redelivered):
         started_at = now()

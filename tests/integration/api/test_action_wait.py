@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from engine.domain import action_runs
@@ -64,8 +65,6 @@ def test_a_run_answered_during_the_first_wait_is_not_read_from_mongo(services):
     run_id = _insert(services, "queued")  # MongoDB still says queued: the signal is newer
     signal = run_store.find_by_id(services.db, run_id)
     finished = action_runs.ActionRun.from_document({**signal, "state": "completed", "output": {"y": 2}})
-    import json
-
     run = action_runs.wait_for_run(services, run_id, 5.0, signal=json.dumps(finished.to_signal()).encode())
     assert run.state is action_runs.RunState.COMPLETED and run.output == {"y": 2}
 

@@ -75,5 +75,20 @@ def test_a_refused_command_does_not_break_the_next_write(services):
     assert run_store.wait_signal(services.redis, "after", 1) == b"y"
 
 
-def test_a_cluster_client_is_signalled_the_plain_way():
+class _NotAPlainClient:
+    """A client that is not a redis.Redis (as a RedisCluster is not): pipelines only."""
+
+    def __init__(self, client: redis.Redis):
+        self.pipeline = client.pipeline
+
+
+def test_a_client_that_is_not_plain_redis_is_signalled_through_a_pipeline(services):
+    # Given a client of another kind (a Redis Cluster client is not a redis.Redis)
     assert not issubclass(redis.cluster.RedisCluster, redis.Redis)
+    client = _NotAPlainClient(services.redis)
+    # When a run is signalled through it
+    run_store.signal_done(client, "clustered", "z")
+    # Then the signal arrives, with its expiry
+    assert run_store.wait_signal(services.redis, "clustered", 1) == b"z"
+    run_store.signal_done(client, "clustered-2", "z")
+    assert 0 < services.redis.ttl("action-run:clustered-2:done") <= run_store.DONE_SIGNAL_TTL_SECONDS
