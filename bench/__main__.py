@@ -231,6 +231,7 @@ def aggregate(module: dict) -> list[dict]:
                 "baseline": median(baselines) if baselines else items[-1].get("baseline"),
                 "baseline_name": str(items[-1].get("baseline_name", "")),
                 "ratio": median(ratios) if ratios else None,
+                "ratios": ratios,
                 "runs": len(figures),
                 "notes": notes,
             }
@@ -258,9 +259,9 @@ def _cell(text: str) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    """A Markdown table: benchmark | our figure | baseline | ratio | notes."""
+    """A Markdown table: benchmark | our figure | baseline | ratio (and each repetition's) | notes."""
     lines = [
-        "| benchmark | our figure (median, min-max, runs) | baseline (measured in the same run) | ratio | notes |",
+        "| benchmark | our figure (median, min-max, runs) | baseline (measured in the same run) | ratio (median; each run) | notes |",
         "|---|---|---|---|---|",
     ]
     for item in rows:
@@ -279,6 +280,8 @@ def format_table(rows: list[dict]) -> str:
         elif item.get("baseline_name"):
             baseline = item["baseline_name"]
         ratio = f"x{_fmt(item['ratio'])}" if item.get("ratio") is not None else "-"
+        if len(item.get("ratios") or []) > 1:
+            ratio += " (" + ", ".join(f"x{_fmt(value)}" for value in item["ratios"]) + ")"
         lines.append(
             "| "
             + " | ".join(
