@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psutil
+import redis
 import requests
 
 from bench.common import Stack, describe_machine, median, percentile, row, start_engine
@@ -90,53 +91,65 @@ def _setup(api_url: str, env: dict[str, str]) -> str:
     return customer
 
 
-def _action_call(api_url: str, token: str) -> Callable[[], None]:
-    """One run of the no-op action; each thread has its own kept-alive connection."""
-    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-    body = json.dumps({"input": {}}).encode()
-    local = threading.local()
+class ActionCall:
+    """`call(slot)`: one run of the no-op action on the kept-alive connection of client `slot`.
+    Connections are kept across calls and throughput slices until `close()`."""
 
-    def call() -> None:
-        client = getattr(local, "client", None)
+    def __init__(self, api_url: str, token: str) -> None:
+        self._api_url = api_url
+        headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+        self._request = LeanHttpClient(api_url).prepare(
+            "POST", "/actions/noop/run", json.dumps({"input": {}}).encode(), headers
+        )
+        self._clients: dict[int, LeanHttpClient] = {}
+
+    def __call__(self, slot: int) -> None:
+        client = self._clients.get(slot)
         if client is None:
-            client = local.client = LeanHttpClient(api_url)
-            local.request = client.prepare("POST", "/actions/noop/run", body, headers)
-        status, answer = client.send(local.request)
+            client = self._clients[slot] = LeanHttpClient(self._api_url)
+        status, answer = client.send(self._request)
         if status != 200:
             raise RuntimeError(f"run answered {status}: {answer[:300]!r}")
 
-    return call
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
 
 
-def _celery_call(env: dict[str, str]) -> Callable[[], None]:
-    """One raw Celery round trip: send the task, BLPOP the key it pushes to."""
-    import redis
+class CeleryCall:
+    """`call(slot)`: one raw Celery round trip (send the task, BLPOP the key it pushes to), client
+    `slot` waiting on a Redis connection of its own, kept until `close()`."""
 
-    from engine.config import load_config
-    from tasks.app import celery_app, configure_celery
+    def __init__(self, env: dict[str, str]) -> None:
+        from engine.config import load_config
+        from tasks.app import celery_app, configure_celery
 
-    configure_celery(celery_app, load_config({**env, "IS_API": "1"}))
-    local = threading.local()
+        configure_celery(celery_app, load_config({**env, "IS_API": "1"}))
+        self._app = celery_app
+        self._redis_uri = env["REDIS_URI"]
+        self._clients: dict[int, redis.Redis] = {}
 
-    def call() -> None:
-        client = getattr(local, "redis", None)
+    def __call__(self, slot: int) -> None:
+        client = self._clients.get(slot)
         if client is None:
-            client = local.redis = redis.Redis.from_url(env["REDIS_URI"])
+            client = self._clients[slot] = redis.Redis.from_url(self._redis_uri)
         key = f"bench-signal:{uuid.uuid4().hex}"
-        celery_app.send_task("instant.signal", args=[key])
+        self._app.send_task("instant.signal", args=[key])
         if client.blpop([key], timeout=SIGNAL_WAIT_SECONDS) is None:
             raise RuntimeError("raw Celery round trip timed out")
 
-    return call
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
 
 
-def _latencies(call: Callable[[], None], count: int) -> list[float]:
+def _latencies(call: Callable[[int], None], count: int) -> list[float]:
     for _ in range(WARMUP_REQUESTS):
-        call()
+        call(0)
     samples = []
     for _ in range(count):
         started = time.perf_counter()
-        call()
+        call(0)
         samples.append((time.perf_counter() - started) * 1000)
     return samples
 
@@ -204,8 +217,8 @@ def _cpu_note(side: Side) -> str:
     return ", ".join(f"{name} {spent:.2f}" for name, spent in side.cpu_ms_per_run().items())
 
 
-def _throughput(call: Callable[[], None], seconds: float) -> float:
-    """Calls per second of CONCURRENCY threads calling `call` in a loop for `seconds`."""
+def _throughput(call: Callable[[int], None], seconds: float) -> float:
+    """Calls per second of CONCURRENCY threads calling `call(their index)` in a loop for `seconds`."""
     done = [0] * CONCURRENCY
     errors: list[BaseException] = []
     deadline = time.perf_counter() + seconds
@@ -213,7 +226,7 @@ def _throughput(call: Callable[[], None], seconds: float) -> float:
     def client(index: int) -> None:
         try:
             while time.perf_counter() < deadline:
-                call()
+                call(index)
                 done[index] += 1
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
@@ -241,7 +254,7 @@ def run(quick: bool) -> list[dict]:
         workers = [start_engine({**env, "IS_API": "0", "IS_INSTANT_TASKS_WORKER": "1"})]
         workers[0].wait_healthy()
         token = _setup(api.url, env)
-        action, raw = _action_call(api.url, token), _celery_call(env)
+        action, raw = ActionCall(api.url, token), CeleryCall(env)
         for worker_count in (1, 2):
             if worker_count == 2:
                 workers.append(start_engine({**env, "IS_API": "0", "IS_INSTANT_TASKS_WORKER": "1"}))
@@ -291,6 +304,8 @@ def run(quick: bool) -> list[dict]:
                     f"raw Celery {_cpu_note(theirs)}",
                 ),
             ]
+        action.close()
+        raw.close()
         for process in (*workers, api):
             process.stop()
     return rows
